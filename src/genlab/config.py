@@ -1,0 +1,194 @@
+"""One typed schema for every experiment: YAML files, dotted overrides, validation.
+
+Defaults live here and only here; the CLI and the Python API both go through `load_config`,
+so they cannot drift apart. A model section is chosen by its `name` (a discriminated union),
+so each model brings its own options and an unknown key is an error naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from genlab.errors import GenlabError
+
+PACKAGE_CONFIGS = Path(__file__).parent / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --- models -------------------------------------------------------------------------------------
+class VAEConfig(_Section):
+    """The study's convolutional VAE."""
+
+    name: Literal["vae"] = "vae"
+    latent_dim: int = Field(128, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [32, 64, 128, 256, 512], min_length=1)
+    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
+    sigma: float = Field(0.1, gt=0, description="std of the Gaussian likelihood (the study's MSE)")
+    beta: float = Field(1.0, ge=0, description="KL weight in the training loss; the reported ELBO is always true")
+
+
+ModelConfig = Annotated[Union[VAEConfig], Field(discriminator="name")]
+
+
+def model_names() -> list[str]:
+    """The `model.name` values the schema accepts."""
+    union = get_args(ModelConfig)[0]
+    members = get_args(union) or (union,)
+    return [m.model_fields["name"].default for m in members]
+
+
+# --- the rest -----------------------------------------------------------------------------------
+class DataConfig(_Section):
+    name: Literal["dsprites", "celeba", "tinyimagenet", "bitmoji", "folder"] = "dsprites"
+    root: Optional[str] = Field(None, description="dataset folder or file; None = built-in / default location")
+    source: Literal["render", "npz"] = Field("render", description="dSprites: render it, or read the official npz")
+    image_size: int = Field(64, gt=0)
+    channels: int = Field(1, gt=0)
+    subset: Optional[int] = Field(None, gt=0, description="use a deterministic random subset of this many images")
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    batch_size: int = Field(128, gt=0)
+    num_workers: int = Field(0, ge=0)
+
+
+class OptimizerConfig(_Section):
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TrainerConfig(_Section):
+    max_epochs: int = Field(30, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="-1 = no step limit")
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: Union[int, str] = 1
+    num_nodes: int = Field(1, gt=0)
+    strategy: str = Field("auto", description="auto = DDP when devices * num_nodes > 1")
+    precision: str = "32-true"
+    limit_train_batches: Union[int, float] = 1.0
+    limit_val_batches: Union[int, float] = 1.0
+    log_every_n_steps: int = Field(10, gt=0)
+    progress_bar: bool = True
+
+
+class EvalConfig(_Section):
+    n_images: int = Field(10, gt=0)
+    samples: int = Field(5000, gt=0)
+    estimators: list[Literal["is", "appendix-d", "ais"]] = Field(default_factory=lambda: ["is"])
+
+
+class OutputConfig(_Section):
+    runs_dir: str = "runs"
+    run_name: Optional[str] = Field(None, description="None = <experiment name>-<timestamp>")
+    grid_every_n_epochs: int = Field(1, gt=0)
+
+
+class ExperimentConfig(_Section):
+    name: str = "experiment"
+    model: ModelConfig = Field(default_factory=VAEConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --- loading ------------------------------------------------------------------------------------
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a bundled config (`vae-dsprites-quick`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = PACKAGE_CONFIGS / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml", ".yml") and bundled.is_file() and len(path.parts) <= 2:
+        return bundled
+    known = ", ".join(sorted(p.stem for p in PACKAGE_CONFIGS.glob("*.yaml")))
+    raise GenlabError(f"config file not found: {name_or_path} (bundled configs: {known})")
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`["model.beta=4", "trainer.max_epochs=2"]` -> nested dict; values are parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise GenlabError(f"override {item!r} is not of the form key=value (e.g. trainer.max_epochs=2)")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise GenlabError(f"override {item!r} conflicts with an earlier one")
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    model = data.get("model")
+    if isinstance(model, dict) and "name" not in model:
+        data = {**data, "model": {"name": model_names()[0], **model}}
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise GenlabError(_one_line(exc, source)) from None
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    parts = [str(p) for p in err["loc"]]
+    if parts[:1] == ["model"] and len(parts) > 1 and parts[1] in model_names():
+        del parts[1]  # pydantic puts the union's tag in the location; users never write it
+    loc = ".".join(parts)
+    if err["type"] == "extra_forbidden":
+        msg = f"{source}: unknown key '{loc}'"
+    else:
+        msg = f"{source}: bad value for '{loc}': {err['msg']} (got {err.get('input')!r})"
+    more = len(exc.errors()) - 1
+    return msg + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (or start from the defaults), apply dotted overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        resolved = resolve_config_path(path)
+        source = str(resolved)
+        try:
+            data = yaml.safe_load(resolved.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise GenlabError(f"{resolved}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(data, dict):
+            raise GenlabError(f"{resolved}: expected a mapping at the top level")
+    if overrides:
+        data = _merge(data, parse_overrides(overrides))
+        source += " + overrides"
+    return build_config(data, source)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

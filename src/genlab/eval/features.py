@@ -1,0 +1,358 @@
+"""Inception-v3 pool features for FID/KID, computed exactly as `python -m pytorch_fid` does.
+
+The network is pytorch-fid's own definition (`InceptionV3` over `fid_inception_v3`); only the
+weights come from a local file, never from the internet. Images are quantised to uint8 the way
+`torchvision.utils.save_image` writes a PNG, so in-memory tensors and PNG folders give the same
+features.
+
+Two extractors:
+- `inception_extractor(weights)`: the published FID network (`pt_inception-2015-12-05-6726825d.pth`).
+- `fallback_extractor(real_images, seed)`: the same network with seeded He-initialised weights
+  and BatchNorm statistics calibrated on real images, for machines without the weights file.
+  Its numbers are NOT comparable to published FIDs; every label and id says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image, UnidentifiedImageError
+from pytorch_fid import inception as _pfid_inception
+from pytorch_fid.fid_score import IMAGE_EXTENSIONS
+from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
+from genlab.errors import GenlabError
+
+FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_ENV = "GENLAB_FID_WEIGHTS"
+DIMS = tuple(InceptionV3.BLOCK_INDEX_BY_DIM)  # (64, 192, 768, 2048)
+FALLBACK_LABEL = "fallback: NOT comparable to published FID"
+# Calibrating BatchNorm needs a few hundred images, not the whole dataset.
+MAX_CALIBRATION_IMAGES = 500
+
+__all__ = [
+    "FID_WEIGHTS_FILE", "FID_WEIGHTS_URL", "DIMS", "FeatureExtractor", "hub_weights_path",
+    "resolve_weights", "inception_extractor", "fallback_extractor", "quantize",
+    "list_images", "load_folder", "iter_folder", "features_from_tensors", "features_from_folder",
+]
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """[0,1] float NCHW -> the float tensor ToTensor() gives after a PNG round trip.
+
+    Same rounding as `torchvision.utils.save_image` (x*255 + 0.5, clamp, truncate to uint8),
+    then the same `/255` as `ToTensor`, so the two routes are bit-identical.
+    """
+    q = images.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    return q.to(torch.float32).div(255)
+
+
+def _check_batch(images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] not in (1, 3):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise GenlabError(f"FID expects image batches shaped N x 3 x H x W (or N x 1 x H x W), got {shape}")
+    if images.numel() and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
+        raise GenlabError(
+            f"FID expects images in [0, 1], got values in [{images.min().item():.3g}, {images.max().item():.3g}]; "
+            "convert GAN outputs in [-1, 1] with (x + 1) / 2 first")
+    if images.shape[1] == 1:  # like PIL .convert('RGB') on a greyscale PNG
+        images = images.expand(-1, 3, -1, -1)
+    return images
+
+
+# ----------------------------------------------------------------------------- weights
+
+def hub_weights_path() -> Path:
+    """Where torch hub (and so pytorch-fid) keeps the FID weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+
+
+def _missing(path: Path, source: str) -> GenlabError:
+    return GenlabError(
+        f"FID Inception weights not found: {path} ({source}). genlab never downloads at run time: "
+        f"download {FID_WEIGHTS_URL} and put it at {hub_weights_path()} (or pass --weights FILE, "
+        f"or set {WEIGHTS_ENV}=FILE); or use the fallback extractor, whose FIDs are NOT comparable "
+        "to published ones")
+
+
+def resolve_weights(weights: str | os.PathLike | None = None) -> Path:
+    """An explicit path wins, then $GENLAB_FID_WEIGHTS, then the torch hub cache; else GenlabError."""
+    if weights is not None:
+        path, source = Path(weights).expanduser(), "the weights= / --weights value"
+    elif os.environ.get(WEIGHTS_ENV):
+        path, source = Path(os.environ[WEIGHTS_ENV]).expanduser(), f"${WEIGHTS_ENV}"
+    else:
+        path, source = hub_weights_path(), "the torch hub cache"
+    if not path.is_file():
+        raise _missing(path, source)
+    return path
+
+
+_hash_memo: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_memo:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _hash_memo[key] = h.hexdigest()
+    return _hash_memo[key]
+
+
+_build_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _state_dict_source(state_dict: dict) -> Iterator[None]:
+    # pytorch-fid's only way to get weights is `load_state_dict_from_url`; swapping that one
+    # function lets us reuse its exact network definition with a local file, and guarantees
+    # that building the network never touches the network.
+    with _build_lock:
+        original = _pfid_inception.load_state_dict_from_url
+        _pfid_inception.load_state_dict_from_url = lambda *args, **kwargs: state_dict
+        try:
+            yield
+        finally:
+            _pfid_inception.load_state_dict_from_url = original
+
+
+def _build_network(state_dict: dict, dims: int, origin: str) -> InceptionV3:
+    if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
+        raise GenlabError(f"FID feature dims must be one of {list(DIMS)}, got {dims}")
+    try:
+        with _state_dict_source(state_dict):
+            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
+    except RuntimeError as exc:  # key or shape mismatch in load_state_dict
+        first = str(exc).strip().splitlines()[0]
+        raise GenlabError(
+            f"{origin} does not fit pytorch-fid's FID Inception network ({first}); "
+            f"use {FID_WEIGHTS_FILE} from {FID_WEIGHTS_URL}") from None
+    return net.eval()
+
+
+def _default_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------- extractor
+
+@dataclass
+class FeatureExtractor:
+    """Maps [0,1] image batches to (N, dims) float32 features.
+
+    `id` identifies everything that changes the features (network, weights hash, dims, and for
+    the fallback its seed and calibration set); caches are keyed on it. `label` is what gets
+    printed next to a value.
+    """
+
+    model: torch.nn.Module
+    dims: int
+    id: str
+    label: str
+    comparable: bool
+    device: torch.device
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        x = quantize(_check_batch(images)).to(self.device)
+        pred = self.model(x)[0]
+        # 64/192/768-d blocks are spatial maps: pool them like pytorch-fid does.
+        if pred.shape[2] != 1 or pred.shape[3] != 1:
+            pred = F.adaptive_avg_pool2d(pred, output_size=(1, 1))
+        return pred.squeeze(3).squeeze(2).cpu().numpy()
+
+
+def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 2048,
+                        device: str | torch.device | None = None) -> FeatureExtractor:
+    """The FID Inception network with weights from a local file (see `resolve_weights`)."""
+    path = resolve_weights(weights)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated download, HTML error page, wrong format...
+        raise GenlabError(f"cannot read FID weights {path} ({type(exc).__name__}: {exc}); "
+                          f"download it again from {FID_WEIGHTS_URL}") from None
+    if not isinstance(state_dict, dict):
+        raise GenlabError(f"FID weights {path} is not a state dict; download it again from {FID_WEIGHTS_URL}")
+    dev = _default_device(device)
+    net = _build_network(state_dict, dims, f"FID weights {path}").to(dev)
+    sha = _file_sha256(path)
+    return FeatureExtractor(net, dims, id=f"pytorch-fid-inception-v3:sha256={sha[:16]}:dims={dims}",
+                            label=f"pytorch-fid Inception-v3 ({path.name}, sha256 {sha[:8]})",
+                            comparable=True, device=dev)
+
+
+def _he_state_dict(seed: int) -> dict:
+    """Seeded He-initialised weights with the FID network's keys.
+
+    pytorch-fid's FID blocks subclass torchvision's, so torchvision's Inception3
+    (1008 classes, no aux head) has exactly the same parameter names and shapes.
+    """
+    template = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
+                                               init_weights=False)
+    gen = torch.Generator().manual_seed(seed)
+    for module in template.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=gen)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+    return template.state_dict()
+
+
+def _take(images: Iterable[torch.Tensor], n: int) -> torch.Tensor:
+    batches, have = [], 0
+    for batch in _batches(images):
+        batches.append(batch[: n - have])
+        have += len(batches[-1])
+        if have >= n:
+            break
+    if not batches:
+        raise GenlabError("the fallback FID extractor needs real images to calibrate on; got none")
+    return torch.cat(batches)
+
+
+@torch.no_grad()
+def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor] | str | os.PathLike,
+                       seed: int = 0, dims: int = 2048, device: str | torch.device | None = None,
+                       batch_size: int = 50, max_images: int = MAX_CALIBRATION_IMAGES) -> FeatureExtractor:
+    """The FID network with seeded He weights and BatchNorm statistics set on real images.
+
+    For machines without the Inception weights. Random conv filters still separate blur,
+    noise and occlusion (see benchmarks/fid_bench.py), but the values are NOT comparable to
+    published FIDs. `calibration_images` ([0,1] tensors, batches of them, or an image folder;
+    the first `max_images` are used) become part of the id, by content hash, so caches built
+    on different calibration sets never mix.
+    """
+    if isinstance(calibration_images, (str, os.PathLike)):
+        calibration_images = iter_folder(calibration_images, batch_size)
+    calib = quantize(_check_batch(_take(calibration_images, max_images)))
+    calib_hash = hashlib.sha256(calib.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
+    calib_hash += f"-{tuple(calib.shape)}"
+    dev = _default_device(device)
+    net = _build_network(_he_state_dict(seed), dims, "fallback weights").to(dev)
+    # Cumulative averages (momentum=None) over every calibration batch, from fresh statistics.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    net.train()
+    for start in range(0, len(calib), batch_size):
+        net(calib[start:start + batch_size].to(dev))
+    net.eval()
+    short = hashlib.sha256(calib_hash.encode()).hexdigest()[:16]
+    return FeatureExtractor(net, dims, id=f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:dims={dims}",
+                            label=f"{FALLBACK_LABEL} (He init seed {seed}, BatchNorm calibrated on {len(calib)} "
+                                  f"real images {short[:8]})",
+                            comparable=False, device=dev)
+
+
+# ----------------------------------------------------------------------------- image folders
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The files pytorch-fid reads from a folder: same extensions, same (case-sensitive) glob, same order."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise GenlabError(f"image folder not found: {path}; pass a folder of images or a .npz statistics file")
+    files = sorted(f for ext in IMAGE_EXTENSIONS for f in path.glob(f"*.{ext}"))
+    if not files:
+        raise GenlabError(f"no images in {path}: expected files ending in "
+                          f"{', '.join('.' + e for e in sorted(IMAGE_EXTENSIONS))} (lower case, like pytorch-fid)")
+    return files
+
+
+def _load_image(path: Path) -> torch.Tensor:
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise GenlabError(f"cannot read image {path} ({exc}); delete or replace the file") from None
+    # Same arithmetic as torchvision's ToTensor on a uint8 image.
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+
+
+def iter_folder(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[torch.Tensor]:
+    """Batches of [0,1] tensors from an image folder (one size per batch, as pytorch-fid requires)."""
+    files = list_images(folder)
+    for start in range(0, len(files), batch_size):
+        chunk = [_load_image(f) for f in files[start:start + batch_size]]
+        shapes = {tuple(t.shape) for t in chunk}
+        if len(shapes) > 1:
+            raise GenlabError(f"images in {folder} have different sizes {sorted(shapes)}; "
+                              "resize them to one size first (pytorch-fid cannot batch them either)")
+        yield torch.stack(chunk)
+
+
+def load_folder(folder: str | os.PathLike) -> torch.Tensor:
+    return torch.cat(list(iter_folder(folder)))
+
+
+# ----------------------------------------------------------------------------- features
+
+def _batches(images: torch.Tensor | Iterable) -> Iterator[torch.Tensor]:
+    """Accept one tensor, or an iterable of tensors or of (tensor, label, ...) tuples (a DataLoader)."""
+    if isinstance(images, torch.Tensor):
+        yield images if images.dim() == 4 else images.unsqueeze(0)
+        return
+    for item in images:
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        yield item if item.dim() == 4 else item.unsqueeze(0)
+
+
+def _rebatch(images: torch.Tensor | Iterable, batch_size: int, limit: int | None) -> Iterator[torch.Tensor]:
+    # Fixed-size batches whatever the caller's batching, so results do not depend on it.
+    buffer: list[torch.Tensor] = []
+    held = taken = 0
+    for batch in _batches(images):
+        if limit is not None:
+            batch = batch[: limit - taken]
+        taken += len(batch)
+        buffer.append(batch)
+        held += len(batch)
+        while held >= batch_size:
+            full = torch.cat(buffer)
+            yield full[:batch_size]
+            rest = full[batch_size:]
+            buffer, held = ([rest] if len(rest) else []), len(rest)
+        if limit is not None and taken >= limit:
+            break
+    if held:
+        yield torch.cat(buffer)
+
+
+def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | Iterable,
+                          batch_size: int = 50, limit: int | None = None) -> np.ndarray:
+    """(N, dims) float32 features of [0,1] images: a tensor, or an iterable of batches.
+
+    `limit` stops after that many images (e.g. the first 1000 of a DataLoader).
+    """
+    out = [extractor(batch) for batch in _rebatch(images, batch_size, limit)]
+    if not out:
+        raise GenlabError("no images to compute FID features from")
+    return np.concatenate(out)
+
+
+def features_from_folder(extractor: FeatureExtractor, folder: str | os.PathLike,
+                         batch_size: int = 50) -> np.ndarray:
+    """Features of every image in a folder, read like `python -m pytorch_fid` reads it."""
+    return features_from_tensors(extractor, iter_folder(folder, batch_size), batch_size)

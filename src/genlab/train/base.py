@@ -1,0 +1,62 @@
+"""What every genlab LightningModule shares: the checkpoint stamp, the NaN guard, the batch
+convention, and the hooks the image callbacks use."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from genlab import __version__
+from genlab.config import ExperimentConfig
+from genlab.errors import GenlabError
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(GenlabError):
+    pass
+
+
+def images_of(batch: Any) -> torch.Tensor:
+    """Datasets yield `(image, target)`; models only need the images."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+class GenlabModule(L.LightningModule):
+    """Base class: holds the experiment config and the plain nn.Module it trains (`self.net`)."""
+
+    net: torch.nn.Module
+    MONITOR: tuple[str, str] = ("val/loss", "min")  # the metric that picks best.ckpt, and its direction
+    CURVE_PANELS: dict[str, list[str]] = {"loss": ["train/loss_step", "train/loss_epoch", "val/loss"]}
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # the config goes into every checkpoint, so a checkpoint can be loaded and checked alone
+        self.save_hyperparameters({"config": cfg.to_dict()})
+
+    def check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
+        """Stop before the optimiser step, so the weights (and the last checkpoint) stay good."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"{what} became {value} at epoch {self.current_epoch}, step {self.global_step}; training "
+                "stopped and the last good checkpoint was kept. Try a lower optimizer.lr or check the data."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["genlab"] = {"format": CHECKPOINT_FORMAT, "version": __version__,
+                                "model": self.cfg.model.name}
+
+    # hooks for the image callbacks ---------------------------------------------------------------
+    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None

@@ -1,0 +1,119 @@
+"""Callbacks shared by every model: image grids, throughput, RNG state, interruption, status."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from genlab.runs import Run
+from genlab.viz.grids import originals_over_reconstructions, save_grid
+
+
+class ImageGrids(L.Callback):
+    """Every N epochs: a 10x10 grid from fixed noise and originals above reconstructions of a fixed
+    validation batch. Rank 0 only. Uses its own generator, so it never disturbs training's RNG."""
+
+    def __init__(self, run: Run, every_n_epochs: int = 1, n: int = 100, seed: int = 0) -> None:
+        self.run, self.every, self.n, self.seed = run, every_n_epochs, n, seed
+        self.noise: torch.Tensor | None = None
+        self.originals: torch.Tensor | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.noise = pl_module.noise(self.n, torch.Generator().manual_seed(self.seed))
+        val = trainer.datamodule.val_set if trainer.datamodule is not None else None
+        if val is not None and len(val) > 0:
+            idx = torch.linspace(0, len(val) - 1, min(50, len(val))).long().tolist()
+            self.originals = torch.stack([val[i][0] for i in idx])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        epoch = trainer.current_epoch
+        if not trainer.is_global_zero or (epoch + 1) % self.every and not self._last_epoch(trainer):
+            return
+        self.write(pl_module, epoch)
+
+    @staticmethod
+    def _last_epoch(trainer: L.Trainer) -> bool:
+        return trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+
+    @torch.no_grad()
+    def write(self, pl_module: Any, epoch: int) -> None:
+        was_training = pl_module.training
+        pl_module.eval()
+        device = pl_module.device
+        samples = pl_module.sample_images(self.noise.to(device))
+        save_grid(samples, self.run.samples / f"epoch_{epoch:03d}.png", nrow=10)
+        if self.originals is not None:
+            x = self.originals.to(device)
+            recon = pl_module.reconstruct_images(x)
+            if recon is not None:
+                grid = originals_over_reconstructions(x, recon, per_row=10)
+                save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=10)
+        pl_module.train(was_training)
+
+
+class Throughput(L.Callback):
+    """Training images per second (smoothed), shown in the progress bar and logged."""
+
+    def __init__(self, smoothing: float = 0.9) -> None:
+        self.smoothing, self.rate, self.t0 = smoothing, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        n = batch[0].shape[0] if isinstance(batch, (tuple, list)) else batch.shape[0]
+        rate = n * trainer.world_size / max(time.perf_counter() - self.t0, 1e-9)
+        self.rate = rate if self.rate is None else self.smoothing * self.rate + (1 - self.smoothing) * rate
+        pl_module.log("img_per_s", self.rate, prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
+
+
+class RNGState(L.Callback):
+    """Saves the Python, NumPy and torch RNG states in every checkpoint and restores them on resume,
+    so a resumed run draws the same noise as an uninterrupted one."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_states"] = state
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rng_states")
+        if not state:
+            return
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RunLifecycle(L.Callback):
+    """Keeps status.json true, and on Ctrl-C or SIGTERM saves last.ckpt so `--resume` can continue.
+    On any other error (a NaN loss included) the last good checkpoint is left untouched."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.run.set_status("running", epoch=trainer.current_epoch, message="")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.run.set_status("running", epoch=trainer.current_epoch + 1)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            trainer.save_checkpoint(self.run.last_checkpoint)
+            if trainer.is_global_zero:
+                self.run.set_status("interrupted", message=f"saved {self.run.last_checkpoint}; "
+                                    f"continue with: genlab train --resume {self.run.path}")
+        elif trainer.is_global_zero:
+            self.run.set_status("failed", message=f"{type(exception).__name__}: {exception}")

@@ -1,0 +1,76 @@
+"""The LightningDataModule every model trains from, with a sampler that makes resume exact."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from genlab.config import DataConfig
+from genlab.data.registry import build_dataset
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with a generator seeded by (seed, epoch) and shards across ranks like
+    DistributedSampler, so the order of any epoch is a pure function of its number: a resumed
+    run sees the same batches as an uninterrupted one. `skip_batches` drops the batches a
+    checkpoint saved mid-epoch had already consumed, once."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
+        self.epoch = 0
+        self.skip_batches = 0
+        self.per_rank = math.ceil(size / world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=gen)
+        else:
+            order = torch.arange(self.size)
+        padded = torch.cat([order, order[: self.per_rank * self.world_size - self.size]])
+        mine = padded[self.rank :: self.world_size].tolist()
+        skip, self.skip_batches = self.skip_batches * self.batch_size, 0
+        return iter(mine[skip:])
+
+
+class GenlabDataModule(L.LightningDataModule):
+    def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = build_dataset(self.cfg, "train", self.seed)
+            self.val_set = build_dataset(self.cfg, "val", self.seed)
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochShuffleSampler(len(dataset), self.cfg.batch_size, self.seed, rank, world, shuffle)
+        if shuffle and trainer is not None:
+            # Resuming mid-epoch: skip what the checkpointed run had already trained on.
+            sampler.skip_batches = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        workers = self.cfg.num_workers
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)

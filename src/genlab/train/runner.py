@@ -1,0 +1,119 @@
+"""`train(cfg)`: one call that builds the run directory, the Lightning Trainer and its callbacks,
+fits, and writes the end-of-run artefacts. The CLI and the Python API both come through here."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from genlab.config import ExperimentConfig
+from genlab.errors import GenlabError
+from genlab.runs import Run
+from genlab.train.callbacks import ImageGrids, RNGState, RunLifecycle, Throughput
+from genlab.train.datamodule import GenlabDataModule
+from genlab.train.registry import build_module, module_class
+
+RUN_DIR_ENV = "GENLAB_RUN_DIR"  # how DDP worker processes (re-launched by Lightning) find rank 0's run
+
+
+def _is_launched_worker() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
+def open_or_create_run(cfg: ExperimentConfig, resume: str | Path | None) -> Run:
+    if resume is not None:
+        run = Run.open(resume)
+        if not run.last_checkpoint.is_file():
+            raise GenlabError(f"{run.path}: nothing to resume (no {run.last_checkpoint.name} in {run.checkpoints})")
+        return run
+    if _is_launched_worker() and os.environ.get(RUN_DIR_ENV):
+        return Run(Path(os.environ[RUN_DIR_ENV]))
+    if _is_launched_worker() and cfg.output.run_name:  # other nodes: the name is shared by config
+        return Run(Path(cfg.output.runs_dir) / cfg.output.run_name)
+    run = Run.create(cfg)
+    os.environ[RUN_DIR_ENV] = str(run.path.resolve())
+    return run
+
+
+def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    t = cfg.trainer
+    world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
+    strategy = "ddp" if t.strategy == "auto" and world > 1 else t.strategy
+    monitor, mode = module_class(cfg.model.name).MONITOR
+    checkpoints = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=True, enable_version_counter=False,
+                                  auto_insert_metric_name=False)
+    callbacks: list[L.Callback] = [checkpoints, RNGState(), RunLifecycle(run), Throughput(),
+                                   ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
+    if t.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    callbacks += extra_callbacks or []
+    return L.Trainer(
+        default_root_dir=run.path,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=t.precision,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=CSVLogger(save_dir=run.path, name="", version=""),
+        callbacks=callbacks,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,  # it would consume RNG draws that an uninterrupted run never made
+        use_distributed_sampler=False,  # EpochShuffleSampler shards by rank itself
+        deterministic=False,
+    )
+
+
+def train(cfg: ExperimentConfig, resume: str | Path | None = None,
+          extra_callbacks: list[L.Callback] | None = None) -> Run:
+    """Train `cfg` in a new run directory, or continue `resume` (a run directory) from last.ckpt."""
+    run = open_or_create_run(cfg, resume)
+    if resume is not None:
+        cfg = _resumed_config(run, cfg)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = build_module(cfg)
+    datamodule = GenlabDataModule(cfg.data, seed=cfg.trainer.seed)
+    trainer = build_trainer(cfg, run, extra_callbacks)
+    ckpt = str(run.last_checkpoint) if resume is not None else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+        except SIGTERMException:
+            raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
+                              f"Continue with: genlab train --resume {run.path}") from None
+    if trainer.is_global_zero:
+        finish_run(run, cfg)
+    return run
+
+
+def _resumed_config(run: Run, cfg: ExperimentConfig) -> ExperimentConfig:
+    """A resumed run keeps its own config; only the training length may be extended."""
+    saved = run.config()
+    saved.trainer.max_epochs = max(saved.trainer.max_epochs, cfg.trainer.max_epochs)
+    saved.trainer.max_steps = cfg.trainer.max_steps if cfg.trainer.max_steps != -1 else saved.trainer.max_steps
+    if _is_launched_worker():
+        return saved
+    run.prepare(saved)
+    return saved
+
+
+def finish_run(run: Run, cfg: ExperimentConfig) -> None:
+    from genlab.viz.curves import plot_curves
+
+    if run.metrics_path.is_file():
+        plot_curves(run.metrics_path, run.plots / "loss_curves.png", title=cfg.name,
+                    panels=module_class(cfg.model.name).CURVE_PANELS)
+    run.set_status("finished", message="")

@@ -1,0 +1,61 @@
+"""Training the VAE: Adam, the beta-weighted loss, the true ELBO logged in nats."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.config import ExperimentConfig
+from genlab.models.vae import ConvVAE
+from genlab.train.base import GenlabModule, images_of
+
+
+def build_vae(cfg: ExperimentConfig) -> ConvVAE:
+    m, d = cfg.model, cfg.data
+    return ConvVAE(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim,
+                   channels=m.channels, likelihood=m.likelihood, sigma=m.sigma)
+
+
+class VAEModule(GenlabModule):
+    MONITOR = ("val/elbo", "max")
+    CURVE_PANELS = {
+        "ELBO (nats, higher is better)": ["train/elbo_step", "train/elbo_epoch", "val/elbo"],
+        "reconstruction log p(x|z)": ["train/log_likelihood_step", "train/log_likelihood_epoch",
+                                      "val/log_likelihood"],
+        "KL(q(z|x) || p(z)) (nats)": ["train/kl_step", "train/kl_epoch", "val/kl"],
+    }
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__(cfg)
+        self.net = build_vae(cfg)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x = images_of(batch)
+        out = self.net.elbo(x, beta=self.cfg.model.beta)
+        if stage == "train":
+            self.check_finite(out["loss"])
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", out["loss"], prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=True,
+                 batch_size=x.shape[0])
+        for key in ("elbo", "log_likelihood", "kl"):
+            self.log(f"{stage}/{key}", out[key].mean(), on_step=on_step, on_epoch=True, sync_dist=True,
+                     batch_size=x.shape[0], prog_bar=(stage == "val" and key == "elbo"))
+        return out["loss"]
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        o = self.cfg.optimizer
+        return torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.net.latent_dim, generator=generator)
+
+    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.net.decode(noise)
+
+    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.reconstruct(x)

@@ -1,0 +1,58 @@
+"""Training curves from a run's metrics.csv, with matplotlib."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from genlab.io import atomic_path  # noqa: E402
+
+
+def read_metrics(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """metrics.csv -> {column: [(step, value), ...]} for every non-empty numeric cell."""
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            step = float(row.get("step") or 0)
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in ("", None):
+                    continue
+                try:
+                    series[key].append((step, float(value)))
+                except ValueError:
+                    continue
+    return dict(series)
+
+
+def plot_curves(metrics_csv: str | Path, out: str | Path, panels: dict[str, list[str]],
+                title: str = "") -> Path | None:
+    """One subplot per panel; each panel draws the listed columns that exist (train and val)."""
+    series = read_metrics(metrics_csv)
+    panels = {name: [c for c in cols if c in series] for name, cols in panels.items()}
+    panels = {name: cols for name, cols in panels.items() if cols}
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (name, cols) in zip(axes[0], panels.items()):
+        for col in cols:
+            steps, values = zip(*series[col])
+            style = "o-" if col.endswith("_epoch") or col.startswith("val/") else "-"
+            ax.plot(steps, values, style, label=col, markersize=3, linewidth=1.2, alpha=0.9)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
