@@ -70,10 +70,91 @@ def cmd_data_download(args: argparse.Namespace) -> None:
     console.print(f"downloaded to {path}")
 
 
+def cmd_traverse(args: argparse.Namespace) -> None:
+    from genlab.viz.traverse import traverse_run
+
+    dims = [int(d) for d in args.dims.split(",")] if args.dims else None
+    written = traverse_run(args.run, out=args.out, mode=args.mode, rows=args.rows, steps=args.steps,
+                           span=args.span, dims=dims, seed=args.seed, n_recon=args.n_recon,
+                           which=args.checkpoint)
+    for name, path in written.items():
+        console.print(f"{name}: {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from genlab.viz.report import write_report
+
+    page = write_report(args.runs, out=args.out, embed=args.embed)
+    console.print(f"wrote {page}")
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from genlab.runs_list import list_runs, runs_table
+
+    summaries = list_runs(args.dir)
+    if not summaries:
+        console.print(f"no runs in {args.dir}")
+        return
+    console.print(runs_table(summaries, title=f"runs in {args.dir}"))
+
+
+def _run_config_with(run_dir: str, overrides: list[str]):
+    """A run's own config with dotted overrides applied (e.g. model.priors.pixelcnn.epochs=3)."""
+    from genlab.config import _merge, build_config, parse_overrides
+    from genlab.runs import Run
+
+    cfg = Run.open(run_dir).config()
+    if overrides:
+        cfg = build_config(_merge(cfg.to_dict(), parse_overrides(overrides)), "run config + overrides")
+    return cfg
+
+
+def cmd_codes(args: argparse.Namespace) -> None:
+    from genlab.eval.codes import load_code_maps, write_code_maps
+
+    path = write_code_maps(args.run, which=args.checkpoint, batch_size=args.batch_size, console=console)
+    codes = load_code_maps(args.run)
+    console.print(f"wrote {path}: {len(codes.indices)} code maps {codes.grid[0]}x{codes.grid[1]} of "
+                  f"K={codes.num_codes} ({', '.join(f'{s}: {int((codes.split == s).sum())}' for s in ('train', 'val'))})")
+
+
+def cmd_prior(args: argparse.Namespace) -> None:
+    from genlab.train.prior_module import train_prior
+
+    cfg = _run_config_with(args.run, args.overrides)
+    out = train_prior(args.run, args.kind, cfg, resume=args.resume, max_epochs=args.epochs)
+    console.print(f"[bold green]prior trained:[/] {out}")
+
+
+def cmd_prior_eval(args: argparse.Namespace) -> None:
+    from genlab.eval.priors import evaluate_priors, format_table
+
+    result = evaluate_priors(args.run, kinds=args.kind, n_samples=args.n, seed=args.seed, which=args.checkpoint)
+    console.print(format_table(result))
+    console.print(f"wrote {result['run']}/eval/priors.md and priors.json; grids in {result['run']}/samples/")
+
+
+def cmd_vqvae_sweep(args: argparse.Namespace) -> None:
+    from genlab.config import load_config
+    from genlab.train.vqvae_sweep import sweep_codes
+
+    cfg = load_config(args.config, args.overrides)
+    out = sweep_codes(cfg, codes=args.codes, console=console)
+    console.print(f"[bold green]sweep finished:[/] {out}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from genlab.demo import run_demo
 
     run_demo(args.config, args.overrides, console=console)
+
+
+def cmd_fid(args: argparse.Namespace) -> None:
+    from genlab.eval.fid import fid_cli, format_result
+
+    result = fid_cli(args.path_a, args.path_b, weights=args.weights, dims=args.dims,
+                     batch_size=args.batch_size, device=args.device, fallback=args.fallback)
+    print(format_result(result))  # plain print: the last line is `FID:  <value>`, like pytorch-fid
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -124,10 +205,82 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--root", default=None)
     dd.set_defaults(func=cmd_data_download)
 
+    tr = sub.add_parser("traverse", help="latent traversals, slerp interpolations and (BiGAN) reconstructions "
+                        "of a trained run, into RUN/plots/traverse/")
+    tr.add_argument("run")
+    tr.add_argument("--mode", default="all", choices=["all", "coords", "pca", "slerp", "recon"])
+    tr.add_argument("--rows", type=int, default=8, help="directions (or slerp pairs), one per row")
+    tr.add_argument("--steps", type=int, default=10, help="images per row")
+    tr.add_argument("--span", type=float, default=3.0, help="traverse each direction over [-span, span]")
+    tr.add_argument("--dims", default=None, help="latent coordinates for --mode coords, e.g. 0,5,17 (default 0..rows-1)")
+    tr.add_argument("--n-recon", type=int, default=500, help="real images for the reconstruction error")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default=None, help="output folder (default: RUN/plots/traverse)")
+    tr.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    tr.set_defaults(func=cmd_traverse)
+
+    r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
+    r.add_argument("runs", nargs="+", metavar="RUN")
+    r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
+                   "a new compare-<time>/ folder beside the first run for several)")
+    r.add_argument("--embed", action="store_true", help="embed the images: one file, no folder beside it")
+    r.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("runs", help="list the runs in a folder: model, dataset, epochs, status, headline metric")
+    ls.add_argument("dir", nargs="?", default="runs", help="runs folder (default: runs)")
+    ls.set_defaults(func=cmd_runs)
+
+    cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
+                        "of a run into RUN/codes/codes.npz")
+    cm.add_argument("run")
+    cm.add_argument("--batch-size", type=int, default=256)
+    cm.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    cm.set_defaults(func=cmd_codes)
+
+    pr = sub.add_parser("prior", help="VQ-VAE: train a prior over the run's code maps into RUN/priors/KIND/")
+    pr.add_argument("run")
+    pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
+                    "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
+    pr.add_argument("--kind", required=True, choices=["gmm", "vae", "pixelcnn"])
+    pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs")
+    pr.add_argument("--resume", action="store_true", help="continue from RUN/priors/KIND/last.ckpt")
+    pr.set_defaults(func=cmd_prior)
+
+    pe = sub.add_parser("prior-eval", help="VQ-VAE: sample grids, held-out bits per code map and FD/KID "
+                        "for each trained prior; one table in RUN/eval/priors.md")
+    pe.add_argument("run")
+    pe.add_argument("--kind", action="append", choices=["gmm", "vae", "pixelcnn"],
+                    help="repeatable; default: every trained prior")
+    pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
+                    "default model.priors.eval_samples")
+    pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    pe.set_defaults(func=cmd_prior_eval)
+
+    sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "
+                        "comparison (grid per K; PSNR, usage, compression)")
+    sw.add_argument("config", help="YAML file or bundled config name (e.g. vqvae-tinyimagenet-sweep)")
+    sw.add_argument("overrides", nargs="*")
+    sw.add_argument("--codes", type=int, nargs="+", default=None, help="codebook sizes (default: model.sweep_codes)")
+    sw.set_defaults(func=cmd_vqvae_sweep)
+
     m = sub.add_parser("demo", help="the main job: train the study's VAE on dSprites, then evaluate it")
     m.add_argument("--config", default="vae-dsprites-quick")
     m.add_argument("overrides", nargs="*")
     m.set_defaults(func=cmd_demo)
+
+    f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
+                       "a drop-in for `python -m pytorch_fid A B`")
+    f.add_argument("path_a", help="folder of images or .npz statistics (mu, sigma)")
+    f.add_argument("path_b", help="folder of images or .npz statistics (mu, sigma)")
+    f.add_argument("--weights", default=None, help="pt_inception-2015-12-05-6726825d.pth (default: "
+                   "$GENLAB_FID_WEIGHTS, then the torch hub cache)")
+    f.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048])
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--device", default=None, help="cuda, cuda:0 or cpu (default: cuda if available)")
+    f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
+                   "on PATH_A; values NOT comparable to published FIDs")
+    f.set_defaults(func=cmd_fid)
     return p
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from genlab.errors import GenlabError
 
@@ -34,14 +34,104 @@ class VAEConfig(_Section):
     beta: float = Field(1.0, ge=0, description="KL weight in the training loss; the reported ELBO is always true")
 
 
-ModelConfig = Annotated[Union[VAEConfig], Field(discriminator="name")]
+class GANFIDConfig(_Section):
+    """FID/KID during GAN training (genlab.train.fid_callback); real statistics are cached."""
+
+    every_n_epochs: int = Field(1, ge=0, description="0 = no FID during training (best.ckpt then = last)")
+    n: int = Field(1000, gt=1, description="generated and real images per epoch (the study: 1000 vs 1000)")
+    final_n: int = Field(5000, ge=0, description="generated images for the final evaluation of best.ckpt; "
+                         "real ones: min(final_n, training images); 0 = skip")
+    dims: Literal[64, 192, 768, 2048] = 2048
+    weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = "
+                                   "$GENLAB_FID_WEIGHTS or the torch hub cache")
+    extractor: Literal["auto", "inception", "fallback"] = Field(
+        "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
+    batch_size: int = Field(50, gt=0)
+    kid_subset_size: Optional[int] = Field(None, gt=1, description="None = min(1000, N/2)")
+    seed: int = 0
+
+
+class GANConfig(_Section):
+    """DCGAN (BCE), LSGAN (least squares, no sigmoid) and BiGAN (+ encoder, joint D(x, z))."""
+
+    name: Literal["dcgan", "lsgan", "bigan"] = "dcgan"
+    latent_dim: int = Field(100, gt=0)
+    g_width: int = Field(64, gt=0, description="generator channels at the last layer (DCGAN's ngf)")
+    d_width: int = Field(64, gt=0, description="discriminator / encoder channels at the first layer (ndf)")
+    d_steps: int = Field(1, gt=0, description="discriminator steps per generator step")
+    ema: Optional[float] = Field(None, gt=0, lt=1, description="decay of an EMA generator used for sampling "
+                                 "and FID (e.g. 0.999); None = off")
+    diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
+    fid: GANFIDConfig = Field(default_factory=GANFIDConfig)
+
+
+class GMMPriorConfig(_Section):
+    """The study's prior: a Gaussian mixture on PCA-reduced flattened code embeddings."""
+
+    components: int = Field(100, gt=0)
+    pca_dim: int = Field(64, gt=0, description="PCA dimensions the mixture is fitted in")
+    covariance: Literal["diag", "full"] = "diag"
+
+
+class CodeVAEPriorConfig(_Section):
+    """The study's small VAE over code maps, with a categorical likelihood over codes."""
+
+    latent_dim: int = Field(64, gt=0)
+    hidden: int = Field(64, gt=0)
+    embed_dim: int = Field(32, gt=0)
+    epochs: int = Field(20, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, gt=0)
+
+
+class PixelCNNPriorConfig(_Section):
+    """A gated PixelCNN over code indices (the original VQ-VAE paper's prior)."""
+
+    hidden: int = Field(64, gt=0)
+    layers: int = Field(8, gt=0)
+    epochs: int = Field(10, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, gt=0)
+
+
+class PriorsConfig(_Section):
+    gmm: GMMPriorConfig = Field(default_factory=GMMPriorConfig)
+    vae: CodeVAEPriorConfig = Field(default_factory=CodeVAEPriorConfig)
+    pixelcnn: PixelCNNPriorConfig = Field(default_factory=PixelCNNPriorConfig)
+    eval_samples: int = Field(1000, gt=2, description="decoded samples per prior for FD/KID (and real images)")
+    fid_extractor: Literal["auto", "inception", "fallback"] = Field(
+        "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
+    fid_weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = default places")
+
+
+class VQVAEConfig(_Section):
+    """The VQ-VAE: 64x64 images -> a 32x32 map of codes from a codebook of K entries."""
+
+    name: Literal["vqvae"] = "vqvae"
+    num_codes: int = Field(512, gt=1, le=65536, description="K; indices are stored as uint16")
+    code_dim: int = Field(64, gt=0, description="D, the dimension of each code vector")
+    hidden: int = Field(128, gt=0, description="channels of the encoder/decoder at 32x32")
+    res_hidden: int = Field(32, gt=0)
+    res_blocks: int = Field(2, ge=0)
+    beta: float = Field(0.25, ge=0, description="commitment weight")
+    codebook: Literal["ema", "loss"] = Field("ema", description="how the codebook learns")
+    decay: float = Field(0.99, gt=0, lt=1, description="EMA decay (codebook and usage counts)")
+    init: Literal["kmeans", "data", "uniform"] = Field("kmeans", description="codebook initialisation")
+    restart_threshold: float = Field(1.0, ge=0, description="restart codes picked fewer times per batch "
+                                     "(running average) than this; 0 = never")
+    sweep_codes: list[int] = Field(default_factory=lambda: [128, 256, 512], min_length=1,
+                                   description="the codebook sizes `genlab vqvae-sweep` trains")
+    priors: PriorsConfig = Field(default_factory=PriorsConfig)
+
+
+ModelConfig = Annotated[Union[VAEConfig, GANConfig, VQVAEConfig], Field(discriminator="name")]
 
 
 def model_names() -> list[str]:
     """The `model.name` values the schema accepts."""
     union = get_args(ModelConfig)[0]
     members = get_args(union) or (union,)
-    return [m.model_fields["name"].default for m in members]
+    return [name for m in members for name in get_args(m.model_fields["name"].annotation)]  # dcgan, lsgan, bigan share one class
 
 
 # --- the rest -----------------------------------------------------------------------------------
@@ -55,6 +145,19 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.1, gt=0, lt=1)
     batch_size: int = Field(128, gt=0)
     num_workers: int = Field(0, ge=0)
+    crop: float = Field(1.0, gt=0, le=1, description="image datasets: side of the centre square crop as a "
+                        "fraction of the shorter side (CelebA's usual 148/178 = 0.8315), then resize")
+    cache: bool = Field(False, description="image datasets: decode once into a memory-mapped uint8 cache "
+                        "(genlab.io.cache_dir('images')), rebuilt when the files or the transform change")
+    skip_corrupt: bool = Field(False, description="image datasets: skip unreadable images (count reported) "
+                               "instead of stopping at the first")
+
+    @field_validator("channels")
+    @classmethod
+    def _image_channels(cls, v: int, info: ValidationInfo) -> int:
+        if info.data.get("name", "dsprites") != "dsprites" and v not in (1, 3):
+            raise ValueError("image datasets give 1 (grey) or 3 (RGB) channels")
+        return v
 
 
 class OptimizerConfig(_Section):

@@ -11,6 +11,7 @@ from genlab.config import load_config
 from genlab.evaluate import evaluate_loglik
 from genlab.sampling import sample_grid
 from genlab.train.runner import train
+from genlab.viz.report import write_report
 
 
 def run_demo(config: str = "vae-dsprites-quick", overrides: list[str] | None = None,
@@ -23,6 +24,7 @@ def run_demo(config: str = "vae-dsprites-quick", overrides: list[str] | None = N
     trained = time.perf_counter() - t0
     grid = sample_grid(run.path, n=100, out=run.samples / "final_10x10.png")
     loglik = evaluate_loglik(run.path, console=console)
+    write_report([run.path])  # again: training wrote it before the likelihood table existed
     recon = sorted(run.reconstructions.glob("epoch_*.png"))
     artefacts = Table(title=f"artefacts in {run.path} (trained in {trained:.0f} s, total "
                             f"{time.perf_counter() - t0:.0f} s)", show_lines=False)

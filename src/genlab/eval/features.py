@@ -83,7 +83,7 @@ def _missing(path: Path, source: str) -> GenlabError:
     return GenlabError(
         f"FID Inception weights not found: {path} ({source}). genlab never downloads at run time: "
         f"download {FID_WEIGHTS_URL} and put it at {hub_weights_path()} (or pass --weights FILE, "
-        f"or set {WEIGHTS_ENV}=FILE); or use the fallback extractor, whose FIDs are NOT comparable "
+        f"or set {WEIGHTS_ENV}=FILE); or use the fallback extractor (--fallback), whose FIDs are NOT comparable "
         "to published ones")
 
 
@@ -260,7 +260,7 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
         net(calib[start:start + batch_size].to(dev))
     net.eval()
     short = hashlib.sha256(calib_hash.encode()).hexdigest()[:16]
-    return FeatureExtractor(net, dims, id=f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:dims={dims}",
+    return FeatureExtractor(net, dims, id=f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}",
                             label=f"{FALLBACK_LABEL} (He init seed {seed}, BatchNorm calibrated on {len(calib)} "
                                   f"real images {short[:8]})",
                             comparable=False, device=dev)

@@ -78,7 +78,10 @@ class RNGState(L.Callback):
     so a resumed run draws the same noise as an uninterrupted one."""
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        # plain Python values only, so checkpoints stay loadable with torch.load(weights_only=True)
+        state = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+                 "torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["rng_states"] = state
@@ -88,7 +91,8 @@ class RNGState(L.Callback):
         if not state:
             return
         random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
         torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])

@@ -45,6 +45,14 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(mine[skip:])
 
 
+def _batches_per_epoch(samples: int, batch_size: int, limit: int | float) -> int:
+    """Lightning's count of training batches per epoch (see `limit_train_batches`)."""
+    full = math.ceil(samples / batch_size)
+    if isinstance(limit, int):
+        return max(1, min(full, limit))
+    return max(1, int(full * limit))
+
+
 class GenlabDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
         super().__init__()
@@ -62,12 +70,18 @@ class GenlabDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = EpochShuffleSampler(len(dataset), self.cfg.batch_size, self.seed, rank, world, shuffle)
         if shuffle and trainer is not None:
-            # Resuming mid-epoch: skip what the checkpointed run had already trained on.
-            sampler.skip_batches = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            # Resuming mid-epoch: skip the batches of this epoch the checkpointed run already used.
+            # `processed` counts batches whose optimiser step ran, even when a Ctrl-C in a batch-end hook
+            # came before Lightning marked the batch completed.
+            done = trainer.fit_loop.epoch_loop.batch_progress.total.processed
+            sampler.skip_batches = done % _batches_per_epoch(len(sampler), self.cfg.batch_size,
+                                                             trainer.limit_train_batches)
         workers = self.cfg.num_workers
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
-                          drop_last=False)
+                          drop_last=False, generator=torch.Generator().manual_seed(self.seed))
+        # its own generator: creating a loader iterator would otherwise draw from the global RNG, and a
+        # resumed run creates one more iterator than an uninterrupted run
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

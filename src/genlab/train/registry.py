@@ -11,6 +11,14 @@ def module_class(name: str) -> type[GenlabModule]:
         from genlab.train.vae_module import VAEModule
 
         return VAEModule
+    if name in ("dcgan", "lsgan", "bigan"):
+        from genlab.train.gan_module import GANModule
+
+        return GANModule
+    if name == "vqvae":
+        from genlab.train.vqvae_module import VQVAEModule
+
+        return VQVAEModule
     raise KeyError(name)  # unreachable: the config schema only admits known names
 
 

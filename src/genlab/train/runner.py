@@ -89,6 +89,7 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
         except SIGTERMException:
@@ -100,14 +101,15 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
 
 
 def _resumed_config(run: Run, cfg: ExperimentConfig) -> ExperimentConfig:
-    """A resumed run keeps its own config; only the training length may be extended."""
+    """A resumed run keeps its model and data; the trainer settings (e.g. more epochs) may change."""
     saved = run.config()
-    saved.trainer.max_epochs = max(saved.trainer.max_epochs, cfg.trainer.max_epochs)
-    saved.trainer.max_steps = cfg.trainer.max_steps if cfg.trainer.max_steps != -1 else saved.trainer.max_steps
-    if _is_launched_worker():
-        return saved
-    run.prepare(saved)
-    return saved
+    for section in ("model", "data"):
+        if getattr(cfg, section) != getattr(saved, section):
+            raise GenlabError(f"--resume {run.path}: the '{section}' section differs from the run's config.yaml; "
+                              "a resumed run keeps its model and data (only trainer.* etc. may change)")
+    if not _is_launched_worker():
+        run.prepare(cfg)
+    return cfg
 
 
 def finish_run(run: Run, cfg: ExperimentConfig) -> None:
@@ -117,3 +119,9 @@ def finish_run(run: Run, cfg: ExperimentConfig) -> None:
         plot_curves(run.metrics_path, run.plots / "loss_curves.png", title=cfg.name,
                     panels=module_class(cfg.model.name).CURVE_PANELS)
     run.set_status("finished", message="")
+    from genlab.viz.report import write_report
+
+    try:  # the weights are safe by now; a report problem must not turn a finished run into a crash
+        write_report([run.path])
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"{run.report} not written ({type(exc).__name__}: {exc}); retry with: genlab report {run.path}")

@@ -56,3 +56,34 @@ def plot_curves(metrics_csv: str | Path, out: str | Path, panels: dict[str, list
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_comparison(series: dict[str, dict[str, dict[int, float]]], out: str | Path, title: str = "",
+                    columns: int = 3) -> Path | None:
+    """Several runs on the same axes: `series` is {run: {metric: {epoch: value}}}; one subplot per
+    metric (any run has it), one line per run, epochs on x."""
+    metrics = list(dict.fromkeys(m for per_run in series.values() for m in per_run))
+    if not metrics:
+        return None
+    cols = min(columns, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for run, per_run in series.items():
+            if per_run.get(metric):
+                epochs = sorted(per_run[metric])
+                ax.plot(epochs, [per_run[metric][e] for e in epochs], "o-", label=run, markersize=3, linewidth=1.2)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,227 @@
+"""VQ-VAE on Tiny-ImageNet: held-out PSNR and codebook usage against CPU training time for
+K = 128/256/512, with plain k-means on 2x2 RGB patches (the same K, the same bits per image) as
+the reference measured in the same run; then the prior comparison table on the K=512 model.
+
+    python benchmarks/vqvae_bench.py quality --codes 512 --budget 1800     # CPU-seconds per K
+    python benchmarks/vqvae_bench.py quality --codes 128 256 --budget 600
+    python benchmarks/vqvae_bench.py priors --run /tmp/vqvae-bench/K512   # needs the K=512 run
+
+Training time is process CPU time (all threads; `time.process_time`), so the budget does not
+depend on what else runs on the machine; wall time is printed beside it. The held-out split is
+the library's own val split of ../shared/data/tinyimagenet (10,000 images -> 8,997 / 1,003).
+Each trained model is written as a genlab run (checkpoints/best.ckpt), so the prior stage and the
+CLI (`genlab codes`, `genlab prior`, `genlab prior-eval`) work on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "tinyimagenet" / "tiny-imagenet-200"
+sys.path.insert(0, str(ROOT / "src"))
+
+from genlab import __version__  # noqa: E402
+from genlab.config import load_config  # noqa: E402
+from genlab.data.registry import build_dataset  # noqa: E402
+from genlab.io import atomic_path, atomic_write_json  # noqa: E402
+from genlab.models.vqvae import psnr  # noqa: E402
+from genlab.runs import Run  # noqa: E402
+from genlab.train.base import CHECKPOINT_FORMAT  # noqa: E402
+from genlab.train.vqvae_module import VQVAEModule, run_compression  # noqa: E402
+
+
+def load_split(cfg, split: str) -> torch.Tensor:
+    ds = build_dataset(cfg.data, split, cfg.trainer.seed)
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+def patches(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, 64, 64) -> (N*32*32, 12) non-overlapping 2x2 RGB patches."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(-1, c * 4).numpy()
+
+
+def unpatch(p: np.ndarray, n: int) -> torch.Tensor:
+    return torch.from_numpy(p).reshape(n, 32, 32, 3, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(n, 3, 64, 64)
+
+
+def kmeans_reference(train: torch.Tensor, val: torch.Tensor, k: int, seed: int = 0, fit_patches: int = 100_000):
+    from sklearn.cluster import KMeans
+
+    t_cpu, t_wall = time.process_time(), time.perf_counter()
+    p = patches(train)
+    rng = np.random.default_rng(seed)
+    km = KMeans(k, n_init=1, max_iter=50, random_state=seed).fit(p[rng.choice(len(p), fit_patches, replace=False)])
+    idx = km.predict(patches(val))
+    recon = unpatch(km.cluster_centers_[idx].astype(np.float32), len(val))
+    return {"psnr": float(psnr(val, recon).mean()), "usage": len(np.unique(idx)) / k,
+            "cpu_s": time.process_time() - t_cpu, "wall_s": time.perf_counter() - t_wall}
+
+
+@torch.no_grad()
+def held_out(net, val: torch.Tensor, k: int) -> dict:
+    net.eval()
+    scores, counts = [], torch.zeros(k, dtype=torch.long)
+    for i in range(0, len(val), 200):
+        x = val[i:i + 200]
+        idx = net.codes(x)
+        counts += torch.bincount(idx.flatten(), minlength=k)
+        scores.append(psnr(x, net.decode_indices(idx)))
+    net.train()
+    return {"psnr": float(torch.cat(scores).mean()), "usage": float((counts > 0).float().mean())}
+
+
+def save_as_run(module: VQVAEModule, cfg, path: Path) -> Run:
+    """A genlab run directory holding this model (what `genlab train` would have written)."""
+    run = Run(path)
+    run.prepare(cfg)
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": {"config": cfg.to_dict()},
+            "genlab": {"format": CHECKPOINT_FORMAT, "version": __version__, "model": "vqvae"}}
+    with atomic_path(run.best_checkpoint) as tmp:
+        torch.save(ckpt, tmp)
+    run.set_status("finished", message="trained by benchmarks/vqvae_bench.py")
+    return run
+
+
+def train_vqvae(cfg, train: torch.Tensor, val: torch.Tensor, budget: float, every: float, log,
+                snapshot=None) -> tuple:
+    torch.manual_seed(cfg.trainer.seed)
+    module = VQVAEModule(cfg)
+    net, k = module.net, cfg.model.num_codes
+    opt = module.configure_optimizers()
+    gen = torch.Generator().manual_seed(cfg.trainer.seed)
+    cpu = wall = 0.0
+    step, next_eval, curve = 0, every, []
+    while cpu < budget:
+        batch = train[torch.randint(len(train), (cfg.data.batch_size,), generator=gen)]
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = net(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        cpu += time.process_time() - c0
+        wall += time.perf_counter() - w0
+        step += 1
+        if cpu >= next_eval or cpu >= budget:
+            next_eval += every
+            point = {"K": k, "step": step, "images": step * cfg.data.batch_size, "cpu_s": round(cpu),
+                     "wall_s": round(wall), **held_out(net, val, k), "restarts": int(net.quantizer.restarts)}
+            curve.append(point)
+            log(point)
+            if snapshot is not None:  # the latest model stays usable if the benchmark is stopped
+                snapshot(module, curve)
+    return module, curve
+
+
+def cmd_quality(args) -> None:
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    overrides = [f"data.root={DATA}", f"data.batch_size={args.batch_size}", f"optimizer.lr={args.lr}",
+                 f"model.hidden={args.hidden}", f"model.res_blocks={args.res_blocks}"]
+    base = load_config("vqvae-tinyimagenet", overrides)
+    t0 = time.perf_counter()
+    train, val = load_split(base, "train"), load_split(base, "val")
+    print(f"# data: {len(train)} train / {len(val)} held-out images, loaded in {time.perf_counter() - t0:.0f}s",
+          flush=True)
+    rows = []
+    for k in args.codes:
+        cfg = load_config("vqvae-tinyimagenet", overrides + [f"model.num_codes={k}"])
+        ref = kmeans_reference(train, val, k)
+        print(f"# k-means K={k}: {json.dumps(ref)}", flush=True)
+        def snapshot(module, curve, k=k, cfg=cfg, ref=ref):
+            run = save_as_run(module, cfg, out / f"K{k}")
+            atomic_write_json(run.eval / "bench_curve.json", {"curve": curve, "kmeans": ref})
+
+        module, curve = train_vqvae(cfg, train, val, args.budget, args.eval_every,
+                                    lambda p: print("#", json.dumps(p), flush=True), snapshot)
+        final = curve[-1]
+        rows.append((k, ref, final, run_compression(cfg)["ratio"], curve))
+    print("\n| K | compression | k-means 2x2 PSNR | VQ-VAE PSNR (final) | VQ-VAE - k-means | usage | "
+          "CPU-s | wall-s | images seen | first CPU-s at >= k-means PSNR |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for k, ref, final, ratio, curve in rows:
+        beat = next((p["cpu_s"] for p in curve if p["psnr"] > ref["psnr"]), None)
+        print(f"| {k} | {ratio:.1f}x | {ref['psnr']:.2f} dB | {final['psnr']:.2f} dB | "
+              f"{final['psnr'] - ref['psnr']:+.2f} dB | {final['usage']:.1%} | {final['cpu_s']} | "
+              f"{final['wall_s']} | {final['images']} | {beat if beat is not None else 'never'} |")
+    print(f"\ncommand: python {shlex.join(sys.argv)}")
+
+
+def cmd_priors(args) -> None:
+    from genlab.eval.codes import write_code_maps
+    from genlab.eval.priors import evaluate_priors, format_table
+    from genlab.train.prior_module import train_prior
+
+    torch.set_num_threads(args.threads)
+    run = Run.open(args.run)
+    cfg = run.config()
+    overrides = []
+    if args.pixelcnn_epochs:
+        overrides.append(f"model.priors.pixelcnn.epochs={args.pixelcnn_epochs}")
+    if args.vae_epochs:
+        overrides.append(f"model.priors.vae.epochs={args.vae_epochs}")
+    overrides += args.overrides
+    overrides.append(f"model.priors.eval_samples={args.samples}")
+    from genlab.config import _merge, build_config, parse_overrides
+
+    cfg = build_config(_merge(cfg.to_dict(), parse_overrides(overrides)), "bench")
+    run.prepare(cfg)
+    times = {}
+    c0, w0 = time.process_time(), time.perf_counter()
+    write_code_maps(run.path)
+    times["codes"] = (time.process_time() - c0, time.perf_counter() - w0)
+    for kind in args.kinds:
+        c0, w0 = time.process_time(), time.perf_counter()
+        train_prior(run.path, kind, cfg, progress=False, max_steps=args.max_steps)
+        times[kind] = (time.process_time() - c0, time.perf_counter() - w0)
+        print(f"# trained {kind}: {times[kind][0]:.0f} CPU-s, {times[kind][1]:.0f} wall-s", flush=True)
+    c0, w0 = time.process_time(), time.perf_counter()
+    result = evaluate_priors(run.path, kinds=args.kinds, seed=0)
+    print(f"# evaluation: {time.process_time() - c0:.0f} CPU-s, {time.perf_counter() - w0:.0f} wall-s")
+    print(format_table(result))
+    print("\ntraining time (CPU-s / wall-s): " + ", ".join(f"{k} {c:.0f}/{w:.0f}" for k, (c, w) in times.items()))
+    print(f"\ncommand: python {shlex.join(sys.argv)}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="stage", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--codes", type=int, nargs="+", default=[128, 256, 512])
+    q.add_argument("--budget", type=float, default=1800, help="CPU-seconds of training per K")
+    q.add_argument("--eval-every", type=float, default=150, help="CPU-seconds between held-out evaluations")
+    q.add_argument("--batch-size", type=int, default=32)
+    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--hidden", type=int, default=64)
+    q.add_argument("--res-blocks", type=int, default=2)
+    q.add_argument("--threads", type=int, default=2)
+    q.add_argument("--out", default="/tmp/vqvae-bench")
+    q.set_defaults(func=cmd_quality)
+    r = sub.add_parser("priors")
+    r.add_argument("--run", default="/tmp/vqvae-bench/K512")
+    r.add_argument("--kinds", nargs="+", default=["gmm", "vae", "pixelcnn"])
+    r.add_argument("--samples", type=int, default=500, help="decoded samples per prior (and real images) for FD/KID")
+    r.add_argument("--pixelcnn-epochs", type=int, default=None)
+    r.add_argument("--vae-epochs", type=int, default=None)
+    r.add_argument("--max-steps", type=int, default=-1, help="cap on optimiser steps per neural prior")
+    r.add_argument("overrides", nargs="*", help="config overrides, e.g. model.priors.pixelcnn.hidden=32")
+    r.add_argument("--threads", type=int, default=2)
+    r.set_defaults(func=cmd_priors)
+    args = p.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found (the benchmark needs the shared Tiny-ImageNet sample)")
+        return
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Compare the priors of a VQ-VAE run: per prior a 10x10 grid of decoded samples, the held-out
+negative log-likelihood of code maps in bits per map (exact for the PixelCNN, an upper bound for
+the VAE, none for the Gaussian mixture), and FD/KID of decoded samples against held-out images.
+
+Reference rows put the numbers in context: "uniform codes" (every map equally likely: exactly
+H*W*log2(K) bits), "code frequencies" (independent positions with the train split's code
+frequencies, add-one smoothed), both without FD/KID (features are the expensive part), and
+"reconstructions" (the held-out images' own code maps decoded:
+the best FD/KID any prior can reach through this decoder).
+
+Writes `<run>/eval/priors.json`, `<run>/eval/priors.md` and `<run>/samples/prior_<kind>.png`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.data.registry import build_dataset
+from genlab.errors import GenlabError
+from genlab.eval.codes import load_code_maps
+from genlab.io import atomic_write_json, atomic_write_text
+from genlab.runs import Run
+from genlab.viz.grids import save_grid
+
+
+def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
+    """FD/KID against `real` with the Inception weights when found, else the fallback features
+    (calibrated on the same real images; NOT comparable to published FIDs)."""
+    from genlab.eval.fid import FIDEvaluator
+
+    p = cfg.model.priors
+    kinds = ["inception", "fallback"] if p.fid_extractor == "auto" else [p.fid_extractor]
+    for kind in kinds:
+        try:
+            return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=p.fid_weights,
+                                            fallback=kind == "fallback", seed=cfg.trainer.seed)
+        except GenlabError:
+            if kind == kinds[-1]:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
+    r = evaluator(images)
+    return {"fd": r.value, "kid": r.kid_mean, "kid_std": r.kid_std}
+
+
+def _bits(values: torch.Tensor) -> dict[str, float]:
+    v = values.double()
+    return {"bits_per_map": float(v.mean()), "bits_se": float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0}
+
+
+def _frequency_bits(train: torch.Tensor, val: torch.Tensor, k: int) -> torch.Tensor:
+    counts = torch.bincount(train.flatten(), minlength=k).double() + 1
+    logp = torch.log2(counts / counts.sum())
+    return -logp[val.flatten(1)].sum(1)
+
+
+@torch.no_grad()
+def _decode(net, codes: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    return torch.cat([net.decode_indices(codes[i:i + batch_size]) for i in range(0, len(codes), batch_size)])
+
+
+def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_samples: int | None = None,
+                    seed: int = 0, which: str = "best", console=None) -> dict[str, Any]:
+    """The comparison table for every trained prior (or `kinds`); see the module docstring."""
+    from genlab.train.loading import load_module
+    from genlab.train.prior_module import load_prior, prior_dir
+
+    run = Run.open(run_dir)
+    module = load_module(run.path, which=which)
+    cfg, net = module.cfg, module.net
+    codes = load_code_maps(run.path)
+    train_codes, val_codes = codes.of_split("train"), codes.of_split("val")
+    if len(val_codes) == 0:
+        raise GenlabError(f"{run.path}/codes/codes.npz has no held-out (val) maps; rewrite it with `genlab codes`")
+    kinds = kinds or [k for k in ("gmm", "vae", "pixelcnn")
+                      if any((prior_dir(run.path, k) / f).is_file() for f in ("prior.pt", "prior.pkl"))]
+    if not kinds:
+        raise GenlabError(f"{run.path}: no trained prior; train one with `genlab prior {run.path} --kind pixelcnn`")
+    k, (h, w) = codes.num_codes, codes.grid
+
+    val_set = build_dataset(cfg.data, "val", cfg.trainer.seed)
+    n = min(n_samples or cfg.model.priors.eval_samples, len(val_set))
+    real = torch.stack([val_set[i][0] for i in range(n)])
+    evaluator = feature_evaluator(cfg, real, f"{cfg.data.name}-val-{cfg.data.image_size}-{run.path.name}")
+    gen = torch.Generator().manual_seed(seed)
+
+    rows: list[dict[str, Any]] = []
+    rows.append({"prior": "uniform codes", "nll": "exact", "bits_per_map": h * w * math.log2(k), "bits_se": 0.0,
+                 "fd": None, "kid": None, "kid_std": None})
+    rows.append({"prior": "code frequencies", "nll": "exact", **_bits(_frequency_bits(train_codes, val_codes, k)),
+                 "fd": None, "kid": None, "kid_std": None})
+    rows.append({"prior": "reconstructions", "nll": None, "bits_per_map": None, "bits_se": None,
+                 **_fd_kid(evaluator, _decode(net, val_codes[:n]))})
+    for kind in kinds:
+        prior = load_prior(run.path, kind)
+        t0 = time.perf_counter()
+        maps = prior.sample(n, generator=gen)
+        sample_s = time.perf_counter() - t0
+        images = _decode(net, maps)
+        save_grid(images[:100], run.samples / f"prior_{kind}.png", nrow=10)
+        bits = prior.bits_per_map(val_codes, generator=torch.Generator().manual_seed(seed))
+        row = {"prior": kind, "nll": prior.nll_kind, **(_bits(bits) if bits is not None else
+                                                        {"bits_per_map": None, "bits_se": None}),
+               **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
+               "codes_used": int(torch.unique(maps).numel())}
+        rows.append(row)
+        if console is not None:
+            console.print(f"{kind}: {row}")
+    result = {"run": str(run.path), "num_codes": k, "grid": [h, w], "n_fake": n, "n_real": n,
+              "held_out_maps": len(val_codes), "features": evaluator.extractor.label,
+              "features_comparable": evaluator.extractor.comparable, "rows": rows}
+    atomic_write_json(run.eval / "priors.json", result)
+    atomic_write_text(run.eval / "priors.md", format_table(result) + "\n")
+    return result
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The comparison as a markdown table, with N and the feature extractor named."""
+    lines = [f"Priors over {result['grid'][0]}x{result['grid'][1]} maps of K={result['num_codes']} codes; "
+             f"NLL on {result['held_out_maps']} held-out maps; FD/KID of {result['n_fake']} decoded samples vs "
+             f"{result['n_real']} held-out images, features: {result['features']}"
+             + ("" if result["features_comparable"] else " (NOT comparable to published FIDs)") + ".",
+             "",
+             "| prior | bits per map (held-out) | NLL | FD | KID |",
+             "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        bits = "n/a" if r["bits_per_map"] is None else f"{r['bits_per_map']:.1f} +- {r['bits_se']:.1f}"
+        kid = "n/a" if r["kid"] is None else f"{r['kid']:.4f} +- {r['kid_std']:.4f}"
+        lines.append(f"| {r['prior']} | {bits} | {r['nll'] or 'none'} | {_num(r['fd'], '.2f')} | {kid} |")
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""DCGAN (Radford et al., 2016) networks and the two GAN losses the study uses.
+
+Contract:
+- `DCGANGenerator(z)`: (N, latent_dim) noise -> (N, C, S, S) images in [-1, 1] (tanh).
+- `DCGANDiscriminator(x)`: images in [-1, 1] -> (N,) logits (no sigmoid: the BCE loss takes
+  logits, and LSGAN uses them raw).
+- `DCGAN`: the pair, with `sample(z)`.
+- `discriminator_loss(real, fake, kind)` and `generator_loss(fake, kind)` with kind "bce"
+  (DCGAN, non-saturating generator loss) or "ls" (LSGAN, a=0, b=c=1 of Mao et al.).
+
+The image side S must be a power of two >= 8; each transposed conv doubles the side from 4x4,
+with channels halving down to `width` (so 64x64 gives the paper's 8w-4w-2w-w generator).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INIT_STD = 0.02
+
+
+def _levels(image_size: int) -> int:
+    n = int(round(math.log2(image_size))) - 2  # 4x4 -> image_size in n doublings
+    if image_size < 8 or 2 ** (n + 2) != image_size:
+        raise ValueError(f"DCGAN needs a power-of-two image size >= 8, got {image_size}")
+    return n
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, INIT_STD)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, INIT_STD)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z -> 4x4 (transposed conv) -> doublings with BatchNorm + ReLU -> tanh image."""
+
+    def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64, width: int = 64) -> None:
+        super().__init__()
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        n = _levels(image_size)
+        widths = [width * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 512, 256, 128, 64
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
+                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        init_weights(self)
+
+    @property
+    def first_layer(self) -> nn.ConvTranspose2d:
+        """The layer the latent traversals' principal directions come from."""
+        return self.main[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], self.latent_dim, 1, 1))
+
+
+def conv_features(channels: int, image_size: int, width: int, norm_first: bool = False,
+                  act: type[nn.Module] = nn.LeakyReLU) -> tuple[nn.Sequential, int]:
+    """Strided 4x4 convs halving the side down to 4x4, BatchNorm after all but the first
+    (the DCGAN rule). Returns the stack and its output channels."""
+    n = _levels(image_size)
+    widths = [width * 2 ** i for i in range(n)]  # e.g. 64, 128, 256, 512
+    make_act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if act is nn.LeakyReLU else (lambda: act(inplace=True))
+    layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False)]
+    layers += [nn.BatchNorm2d(widths[0])] if norm_first else []
+    layers += [make_act()]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), make_act()]
+    return nn.Sequential(*layers), widths[-1]
+
+
+class DCGANDiscriminator(nn.Module):
+    """Conv stack with BatchNorm and LeakyReLU(0.2) down to 4x4, then a 4x4 conv to one logit."""
+
+    def __init__(self, channels: int = 3, image_size: int = 64, width: int = 64) -> None:
+        super().__init__()
+        self.features, c = conv_features(channels, image_size, width)
+        self.head = nn.Conv2d(c, 1, 4, 1, 0, bias=False)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).view(-1)
+
+
+class DCGAN(nn.Module):
+    """Generator + discriminator of DCGAN (and of LSGAN: same networks, another loss)."""
+
+    def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64,
+                 g_width: int = 64, d_width: int = 64) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.generator = DCGANGenerator(latent_dim, channels, image_size, g_width)
+        self.discriminator = DCGANDiscriminator(channels, image_size, d_width)
+
+    def sample(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1]."""
+        return self.generator(z)
+
+
+# --- losses -------------------------------------------------------------------------------------
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """real/fake: discriminator outputs (logits). BCE: -log D(x) - log(1 - D(G(z))), summed over
+    the two halves like pytorch/examples; LS: 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2."""
+    if kind == "bce":
+        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    if kind == "ls":
+        return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")
+
+
+def generator_loss(fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Non-saturating -log D(G(z)) for BCE; 1/2 (D(G(z)) - 1)^2 for LS."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    if kind == "ls":
+        return 0.5 * ((fake - 1) ** 2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")

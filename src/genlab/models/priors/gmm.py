@@ -1,0 +1,76 @@
+"""The study's prior: a Gaussian mixture (scikit-learn) on the flattened quantised embeddings of
+code maps after PCA. Samples are mapped back through the PCA and snapped to the nearest codebook
+vector at each position. It is a density on the PCA space, not a distribution over code maps, so
+it has no likelihood of a code map to report.
+
+Contract: `GMMPrior.fit(indices, codebook)`; `sample(n, generator)` -> (N, H, W) int64.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+from sklearn.decomposition import IncrementalPCA
+from sklearn.mixture import GaussianMixture
+
+
+class GMMPrior:
+    def __init__(self, components: int = 100, pca_dim: int = 64, covariance: str = "diag", seed: int = 0,
+                 chunk: int = 512) -> None:
+        if covariance not in ("diag", "full"):
+            raise ValueError(f"covariance must be 'diag' or 'full', got {covariance!r}")
+        self.components, self.pca_dim, self.covariance, self.seed, self.chunk = (
+            components, pca_dim, covariance, seed, chunk)
+        self.pca: IncrementalPCA | None = None
+        self.gmm: GaussianMixture | None = None
+        self.codebook: np.ndarray | None = None
+        self.grid: tuple[int, int] | None = None
+
+    @property
+    def _flat(self) -> int:
+        return self.grid[0] * self.grid[1] * self.codebook.shape[1]
+
+    def _chunks(self, indices: np.ndarray, min_rows: int = 1) -> Iterator[np.ndarray]:
+        """Flattened (H*W*D) embeddings a chunk at a time (all at once would not fit in memory); a
+        short last chunk is folded into the one before, as IncrementalPCA needs `min_rows` per chunk."""
+        n = len(indices)
+        size = max(self.chunk, min_rows)
+        bounds = list(range(0, n, size)) + [n]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < min_rows:
+            del bounds[-2]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            yield self.codebook[indices[a:b]].reshape(b - a, -1)
+
+    def fit(self, indices: torch.Tensor | np.ndarray, codebook: torch.Tensor | np.ndarray) -> "GMMPrior":
+        indices = np.asarray(indices, dtype=np.int64)
+        self.codebook = np.asarray(torch.as_tensor(codebook).detach().cpu(), dtype=np.float32)
+        self.grid = (int(indices.shape[1]), int(indices.shape[2]))
+        n = len(indices)
+        if n <= self.components:
+            raise ValueError(f"the mixture needs more code maps ({n}) than components ({self.components})")
+        dim = min(self.pca_dim, n - 1, self._flat)
+        self.pca = IncrementalPCA(n_components=dim)
+        for block in self._chunks(indices, min_rows=dim):
+            self.pca.partial_fit(block)
+        reduced = np.concatenate([self.pca.transform(block) for block in self._chunks(indices)])
+        self.gmm = GaussianMixture(self.components, covariance_type=self.covariance, random_state=self.seed,
+                                   reg_covar=1e-4).fit(reduced)
+        return self
+
+    def snap(self, flat: np.ndarray) -> np.ndarray:
+        """(N, H*W*D) vectors -> (N, H, W) nearest-code indices."""
+        e = torch.from_numpy(self.codebook)
+        v = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32)).view(-1, e.shape[1])
+        d = v.pow(2).sum(1, keepdim=True) - 2 * v @ e.t() + e.pow(2).sum(1)[None]
+        return d.argmin(1).view(len(flat), *self.grid).numpy()
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.gmm is None:
+            raise RuntimeError("fit the prior before sampling")
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if generator is not None else self.seed
+        self.gmm.random_state = np.random.RandomState(seed)
+        z, _ = self.gmm.sample(n)
+        z = z[np.random.RandomState(seed).permutation(n)]  # sklearn returns samples grouped by component
+        return torch.from_numpy(self.snap(self.pca.inverse_transform(z))).long()

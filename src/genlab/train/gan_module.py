@@ -1,0 +1,175 @@
+"""Training DCGAN, LSGAN and BiGAN with Lightning's manual optimisation.
+
+One batch = one discriminator step, and a generator step every `model.d_steps` batches (the
+mimicry / WGAN `n_dis` convention: each real image is seen by D once per epoch). Lightning's
+`trainer.max_steps` counts optimiser steps of both networks (D + G), not batches.
+
+Images arrive in [0, 1] and are mapped to [-1, 1] here; `sample_images` maps back. With
+`model.ema` set, an exponential moving average of the generator (weights and BatchNorm
+statistics) is what `sample_images`, the grids and FID use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from genlab.config import ExperimentConfig
+from genlab.models.bigan import BiGAN, generator_encoder_loss
+from genlab.models.dcgan import DCGAN, discriminator_loss, generator_loss
+from genlab.train.base import GenlabModule, images_of
+from genlab.train.diffaugment import diff_augment, parse_policy
+
+SMOOTHING = 0.98  # of the plotted loss curves (debiased exponential moving average)
+
+
+def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
+    m, d = cfg.model, cfg.data
+    cls = BiGAN if m.name == "bigan" else DCGAN
+    return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
+               g_width=m.g_width, d_width=m.d_width)
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """No weight gradients for `module` inside the block (the G step does not need D's)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class GANModule(GenlabModule):
+    MONITOR = ("fid", "min")
+    CURVE_PANELS = {
+        "generator loss": ["train/g_loss_step", "train/g_loss_smooth", "train/g_loss_epoch"],
+        "discriminator loss": ["train/d_loss_step", "train/d_loss_smooth", "train/d_loss_epoch"],
+        "FID per epoch (extractor: eval/fid.json)": ["fid"],
+        "KID per epoch": ["kid"],
+    }
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__(cfg)
+        self.automatic_optimization = False
+        self.net = build_gan(cfg)
+        self.bigan = cfg.model.name == "bigan"
+        self.loss_kind = "ls" if cfg.model.name == "lsgan" else "bce"
+        self.policy = parse_policy(cfg.model.diffaugment)
+        self.g_ema: AveragedModel | None = None
+        if cfg.model.ema is not None:
+            self.g_ema = AveragedModel(self.net.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.model.ema),
+                                       use_buffers=True)
+            self.g_ema.requires_grad_(False)
+        self._smooth: dict[str, list[float]] = {}
+
+    # --- the contract used by callbacks, sampling and traversals ------------------------------
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The generator used for samples: the EMA copy when enabled."""
+        return self.g_ema.module if self.g_ema is not None else self.net.generator
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.model.latent_dim
+
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:
+        return (self.generator(noise) + 1).div(2).clamp(0, 1)
+
+    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor | None:
+        """BiGAN: G(E(x)) with the trained (not EMA) generator, the one E learned to invert."""
+        if not self.bigan:
+            return None
+        return (self.net.reconstruct(x * 2 - 1) + 1).div(2).clamp(0, 1)
+
+    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.bigan:
+            raise TypeError(f"{self.cfg.model.name} has no encoder")
+        return self.net.encode(x * 2 - 1)
+
+    # --- training -------------------------------------------------------------------------------
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        x = images_of(batch) * 2 - 1
+        z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=x.dtype)
+        g_turn = (batch_idx + 1) % self.cfg.model.d_steps == 0
+        G, D = self.net.generator, self.net.discriminator
+
+        with torch.set_grad_enabled(g_turn):  # no graph through G when only D steps
+            fake = G(z)
+            code = self.net.encoder(x) if self.bigan else None
+        if self.bigan:
+            d_real = D(self._augment(x), code.detach())
+            d_fake = D(self._augment(fake.detach()), z)
+        else:
+            d_real, d_fake = D(self._augment(x)), D(self._augment(fake.detach()))
+        d_loss = discriminator_loss(d_real, d_fake, self.loss_kind)
+        self.check_finite(d_loss, "discriminator loss")
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self._log_loss("d_loss", d_loss, x.shape[0])
+        self._log_d_outputs(d_real, d_fake, x.shape[0])
+
+        if g_turn:
+            with frozen(D):
+                if self.bigan:
+                    g_loss = generator_encoder_loss(D(self._augment(x), code), D(self._augment(fake), z))
+                else:
+                    g_loss = generator_loss(D(self._augment(fake)), self.loss_kind)
+            self.check_finite(g_loss, "generator loss")
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            if self.g_ema is not None:
+                self.g_ema.update_parameters(G)
+            self._log_loss("g_loss", g_loss, x.shape[0])
+
+    def _log_loss(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        v = float(value.detach())
+        self.log(f"train/{name}", v, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        avg, count = self._smooth.get(name, [0.0, 0])
+        avg, count = SMOOTHING * avg + (1 - SMOOTHING) * v, count + 1
+        self._smooth[name] = [avg, count]
+        self.log(f"train/{name}_smooth", avg / (1 - SMOOTHING ** count), on_step=True, on_epoch=False)
+
+    def _log_d_outputs(self, d_real: torch.Tensor, d_fake: torch.Tensor, batch_size: int) -> None:
+        # BCE models: mean D(x) and D(G(z)) as probabilities; LSGAN: the raw scores (targets 1 and 0).
+        f = torch.sigmoid if self.loss_kind == "bce" else (lambda t: t)
+        self.log("train/d_real", f(d_real.detach()).mean(), on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/d_fake", f(d_fake.detach()).mean(), on_step=True, on_epoch=True, batch_size=batch_size)
+
+    def configure_optimizers(self):
+        o = self.cfg.optimizer
+        g_params = list(self.net.generator.parameters())
+        if self.bigan:
+            g_params += list(self.net.encoder.parameters())
+        kwargs = dict(lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return [torch.optim.Adam(g_params, **kwargs), torch.optim.Adam(self.net.discriminator.parameters(), **kwargs)]
+
+    def configure_callbacks(self):
+        from genlab.train.fid_callback import FIDCallback
+
+        fid = self.cfg.model.fid
+        if fid.every_n_epochs == 0 and fid.final_n == 0:
+            return []
+        return [FIDCallback(fid, self.cfg.data, seed=self.cfg.trainer.seed)]
+
+    # --- the smoothing state survives resume ----------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_loss_smoothing"] = {k: list(v) for k, v in self._smooth.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._smooth = {k: list(v) for k, v in checkpoint.get("gan_loss_smoothing", {}).items()}

@@ -1,0 +1,218 @@
+"""Marginal-likelihood estimators against the closed form of a linear-Gaussian VAE.
+
+The truth is `LinearGaussianVAE.exact_log_marginal` (x ~ N(b, W W^T + sigma^2 I)), itself checked
+against quadrature at d = 2. Data are simulated from the model, so the z that made each x is an
+exact posterior sample (what BDMC needs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.errors import GenlabError
+from genlab.eval.ais import ais, bdmc, schedule, simulate
+from genlab.eval.appendix_d import appendix_d
+from genlab.eval.importance import importance_sampling
+from genlab.eval.likelihood import loglik_table
+from genlab.models.linear_gaussian import LinearGaussianVAE
+
+DATA_DIM = {2: 20, 16: 40}
+N_IMAGES = 3
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def _problem(d: int, **encoder):
+    model = LinearGaussianVAE(DATA_DIM[d], d, sigma=0.5, seed=1, **encoder)
+    x, z = simulate(model, N_IMAGES, seed=3)
+    return model, x, z, model.exact_log_marginal(x).numpy()
+
+
+def test_exact_log_marginal_matches_quadrature():
+    model = LinearGaussianVAE(6, 2, sigma=0.7, seed=2)
+    x, _ = simulate(model, 2, seed=0)
+    grid = torch.linspace(-6, 6, 601, dtype=torch.float64)
+    z = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 1, 2)
+    log_joint = (model.log_prior(z) + model.log_likelihood(x.double(), z.float()).double())
+    cell = math.log((grid[1] - grid[0]).item() ** 2)
+    quad = torch.logsumexp(log_joint, 0) + cell
+    np.testing.assert_allclose(quad.numpy(), model.exact_log_marginal(x).numpy(), atol=1e-3)
+
+
+def test_encoder_is_deliberately_not_the_posterior():
+    model, x, _, _ = _problem(2)
+    mean, cov = model.posterior(x)
+    enc_mean, enc_logvar = model.encode(x)
+    assert (enc_mean.double() - mean).abs().min() > 0.1 * cov.diagonal().sqrt().min()
+    assert torch.allclose(enc_logvar.exp().double(), 1.5 * cov.diagonal().expand_as(mean), rtol=1e-4)
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_importance_sampling_within_half_a_nat(d):
+    model, x, _, exact = _problem(d)
+    est = importance_sampling(model, x, 2000)
+    assert np.abs(est.log_px - exact).max() < 0.5
+    # Jensen on the same samples: the mean log-weight (ELBO) never exceeds the log mean weight.
+    assert np.all(est.extras["elbo"] <= est.log_px)
+    assert np.all(est.extras["elbo"] <= exact + 3 * est.extras["elbo_se"])
+    assert np.all(exact - est.extras["elbo"] > 0.3)  # the encoder really is off
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_importance_sampling_within_a_tenth_of_a_nat_with_a_close_encoder(d):
+    model, x, _, exact = _problem(d, encoder_shift=0.1, encoder_inflation=1.2)
+    est = importance_sampling(model, x, 5000)
+    assert np.abs(est.log_px - exact).max() < 0.1
+
+
+def test_importance_sampling_standard_error_shrinks_and_is_calibrated():
+    model, x, _, exact = _problem(2)
+    small, large = importance_sampling(model, x, 100), importance_sampling(model, x, 10_000)
+    assert np.all(large.se < small.se / 5)  # ~ 1/sqrt(K): a factor 10 expected
+    # The reported se matches the spread of the estimate over independent seeds.
+    reps = np.stack([importance_sampling(model, x, 100, seed=s).log_px for s in range(40)])
+    ratio = reps.std(0, ddof=1) / small.se
+    assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
+    assert np.abs(reps.mean(0) - exact).max() < 0.05
+
+
+def test_importance_sampling_chunking_does_not_change_the_answer():
+    model, x, _, _ = _problem(2)
+    a = importance_sampling(model, x, 300, batch_size=1000)
+    b = importance_sampling(model, x, 300, batch_size=7)  # odd chunks over samples and images
+    assert np.all(np.isfinite(b.log_px)) and np.abs(a.log_px - b.log_px).max() < 0.1
+
+
+@pytest.mark.parametrize("d", [2, 16])
+def test_ais_from_the_encoder_within_half_a_nat(d):
+    model, x, _, exact = _problem(d)
+    est = ais(model, x)
+    assert np.abs(est.log_px - exact).max() < 0.5
+    assert np.all((est.acceptance > 0.5) & (est.acceptance < 0.95))
+
+
+@pytest.mark.parametrize("d, n_intermediate", [(2, 300), (16, 1000)])
+def test_ais_from_the_prior_within_half_a_nat(d, n_intermediate):
+    model, x, _, exact = _problem(d)
+    est = ais(model, x, init="prior", n_intermediate=n_intermediate)
+    assert np.abs(est.log_px - exact).max() < 0.5
+
+
+def test_ais_with_few_temperatures_is_a_lower_bound():
+    # Too short an annealing path underestimates log p(x): the stochastic lower bound is visible.
+    model, x, _, exact = _problem(16)
+    est = ais(model, x, init="prior", n_intermediate=10)
+    assert np.all(est.log_px < exact - 1.0)
+
+
+@pytest.mark.parametrize("d, init, n_intermediate", [(2, "prior", 200), (16, "encoder", 200)])
+def test_bdmc_brackets_the_exact_value(d, init, n_intermediate):
+    model, x, z, exact = _problem(d)
+    res = bdmc(model, x, z, init=init, n_intermediate=n_intermediate, n_chains=32)
+    # Both bounds hold in expectation; allow their Monte Carlo noise (3 standard errors).
+    assert np.all(res.lower.log_px <= exact + 0.1 + 3 * res.lower.se)
+    assert np.all(res.upper.log_px >= exact - 0.1 - 3 * res.upper.se)
+    assert np.all(res.gap < 1.0)
+
+
+def test_bdmc_upper_bound_is_above_with_a_short_path():
+    model, x, z, exact = _problem(16)
+    res = bdmc(model, x, z, init="prior", n_intermediate=10)
+    assert np.all(res.upper.log_px > exact + 1.0) and np.all(res.lower.log_px < exact - 1.0)
+
+
+def test_appendix_d_at_d2_within_half_a_nat():
+    model, x, _, exact = _problem(2)
+    est = appendix_d(model, x)
+    assert np.abs(est.log_px - exact).max() < 0.5
+    # Adapted towards 0.75; the averaged step kept after burn-in is a little conservative.
+    assert np.all((est.acceptance > 0.6) & (est.acceptance < 0.95))
+    assert est.n_samples == 1000
+
+
+def test_appendix_d_with_a_gaussian_mixture():
+    pytest.importorskip("sklearn")
+    model, x, _, exact = _problem(2)
+    est = appendix_d(model, x, 400, density="gmm", n_components=2, burn_in=30)
+    assert np.abs(est.log_px - exact).max() < 0.5
+
+
+def test_schedules_run_from_zero_to_one():
+    for name in ("sigmoid", "geometric", "linear"):
+        b = schedule(name, 50)
+        assert b[0] == 0 and b[-1] == 1 and len(b) == 51 and torch.all(b.diff() > 0)
+
+
+def test_table_units_and_json(tmp_path):
+    model, x, _, _ = _problem(2)
+    table = loglik_table(model, x, image_ids=[7, 11, 42], estimators="all", samples=500, seed=0,
+                         appendix_d={"n_samples": 200, "burn_in": 30}, ais={"n_intermediate": 50})
+    assert list(table.estimates) == ["is", "appendix-d", "ais"]
+    # The same images and seed as a direct call give the same IS numbers.
+    direct = importance_sampling(model, x, 500, seed=0)
+    np.testing.assert_allclose(table.estimates["is"].log_px, direct.log_px)
+    path = table.save(tmp_path / "run" / "loglik.json")
+    data = json.loads(path.read_text())
+    assert data["likelihood"] == "gaussian" and "1/256" in data["convention"]
+    assert [r["id"] for r in data["images"]] == [7, 11, 42]
+    D = DATA_DIM[2]
+    for row, est_px in zip(data["images"], table.estimates["ais"].log_px):
+        r = row["ais"]
+        assert r["log_px"] == pytest.approx(est_px)
+        # Independent truth: a continuous density on [0,1]^D, 8-bit bins of width 1/256.
+        assert r["bits_per_dim"] == pytest.approx(-r["log_px"] / (D * math.log(2)) + 8.0)
+        assert r["bits_per_dim_se"] == pytest.approx(r["se"] / (D * math.log(2)))
+        assert r["log10_px"] == pytest.approx(r["log_px"] / math.log(10))
+        assert row["elbo"] <= row["is"]["log_px"]
+    meta = data["estimators"]
+    assert meta["is"]["n_samples"] == 500 and meta["appendix-d"]["n_samples"] == 200
+    assert meta["ais"]["settings"]["n_intermediate"] == 50 and 0 < meta["ais"]["mean_acceptance"] < 1
+    assert all(m["seconds_per_image"] > 0 for m in meta.values())
+
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(table.rich_table())
+    text = console.export_text()
+    assert "42" in text and "appendix-d" in text and "bits/dim" in text
+
+
+def test_user_mistakes_are_genlab_errors():
+    model, x, _, _ = _problem(2)
+    with pytest.raises(GenlabError, match="estimator"):
+        loglik_table(model, x, estimators=("is", "harmonic"))
+    with pytest.raises(GenlabError, match="n_chainz"):
+        loglik_table(model, x, estimators="ais", ais={"n_chainz": 3})
+    with pytest.raises(GenlabError, match="ids"):
+        loglik_table(model, x, image_ids=[1])
+    with pytest.raises(GenlabError, match="samples"):
+        importance_sampling(model, x, 0)
+    with pytest.raises(GenlabError, match="schedule"):
+        ais(model, x, schedule_name="cosine")
+    with pytest.raises(GenlabError, match="z_exact"):
+        bdmc(model, x, torch.zeros(1, 2))
+
+
+def test_estimators_run_on_a_tiny_conv_vae():
+    from genlab.models.vae import ConvVAE
+
+    torch.manual_seed(0)
+    model = ConvVAE(1, 32, latent_dim=4, channels=(8, 16))
+    images = torch.rand(2, 1, 32, 32)
+    table = loglik_table(model, images, estimators="all", samples=64,
+                         appendix_d={"n_samples": 40, "n_chains": 4, "burn_in": 5},
+                         ais={"n_chains": 4, "n_intermediate": 10})
+    for est in table.estimates.values():
+        assert est.log_px.shape == est.se.shape == (2,)
+        assert np.all(np.isfinite(est.log_px)) and np.all(np.isfinite(est.se))
+    assert np.all(np.isfinite(table.elbo)) and table.num_dims == 32 * 32
+    assert model.training  # evaluation left the model as it found it
