@@ -2,6 +2,11 @@
 without the memory-mapped cache, against torchvision's ImageFolder with the equivalent
 transforms measured in the same run; and, for scale, what training the study's VAE consumes.
 
+Two rates per row: images per wall-clock second, and images per CPU-second of this process
+(`time.process_time`, all its threads). On a machine shared with other jobs the wall rate
+swings with their load; the CPU rate measures the work itself, so the ratios use it (with
+--workers 0 all decoding happens in this process, so nothing escapes the count).
+
     .venv/bin/python benchmarks/data_bench.py [--data ../shared/data] [--n 1024] [--workers 0]
 
 Prints a markdown table. Skips (exit 0) when the data folder is absent.
@@ -31,21 +36,21 @@ DATASETS = [
 ]
 
 
-def rate(loader: DataLoader, limit: int | None = None) -> tuple[float, int]:
-    """Images per second over one pass (stopping after `limit` images)."""
-    n, start = 0, time.perf_counter()
+def rate(loader: DataLoader, limit: int | None = None) -> tuple[float, float]:
+    """(images per wall second, images per CPU second) over one pass, stopping after `limit`."""
+    n, wall, cpu = 0, time.perf_counter(), time.process_time()
     for x, _ in loader:
         n += x.shape[0]
         if limit is not None and n >= limit:
             break
-    return n / (time.perf_counter() - start), n
+    return n / (time.perf_counter() - wall), n / max(time.process_time() - cpu, 1e-9)
 
 
 def loader(ds, workers: int, batch: int = 128) -> DataLoader:
     return DataLoader(ds, batch_size=batch, shuffle=False, num_workers=workers, persistent_workers=False)
 
 
-def training_rate(size: int, batches: int = 3, batch: int = 32) -> float:
+def training_rate(size: int, batches: int = 3, batch: int = 32) -> tuple[float, float]:
     """Images/s of the study's VAE training step (forward, backward, Adam) on CPU at this size."""
     from genlab.models.vae import ConvVAE
 
@@ -53,12 +58,12 @@ def training_rate(size: int, batches: int = 3, batch: int = 32) -> float:
     opt = torch.optim.Adam(model.parameters())
     x = torch.rand(batch, 3, size, size)
     model.elbo(x)["loss"].mean().backward()  # warm-up
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         opt.zero_grad()
         model.elbo(x)["loss"].mean().backward()
         opt.step()
-    return batches * batch / (time.perf_counter() - start)
+    return batches * batch / (time.perf_counter() - wall), batches * batch / (time.process_time() - cpu)
 
 
 def main() -> int:
@@ -93,26 +98,24 @@ def main() -> int:
                 crop_px = ours.transform.crop_side(*im.size)
             base = ImageFolder(str(data / imagefolder_root), transform=reference_transform(size, crop_px))
             n = min(args.n, len(ours))
-            base_rate, _ = rate(loader(Subset(base, range(n)), args.workers), n)
-            plain_rate, _ = rate(loader(Subset(ours, range(n)), args.workers), n)
+            base_rate = rate(loader(Subset(base, range(n)), args.workers), n)
+            plain_rate = rate(loader(Subset(ours, range(n)), args.workers), n)
 
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             cached = image_dataset(name, root, "all", image_size=size, crop=crop, cache=True, progress=False,
                                    cache_root=tmp, num_workers=args.workers)
-            build_rate = len(cached) / (time.perf_counter() - start)
-            warm = [rate(loader(cached, args.workers))[0] for _ in range(args.cache_epochs)]
-            warm_rate = sorted(warm)[len(warm) // 2]
-            train_rate = training_rate(size)
+            build_rate = (len(cached) / (time.perf_counter() - wall), len(cached) / (time.process_time() - cpu))
+            warm = sorted(rate(loader(cached, args.workers)) for _ in range(args.cache_epochs))
+            warm_rate = warm[len(warm) // 2]
             shape = "x".join(map(str, first.shape))
             rows += [
-                (name, f"torchvision ImageFolder + same transforms ({shape})", n, base_rate, 1.0),
-                (name, "genlab loader, no cache (libjpeg reduced decode)", n, plain_rate, plain_rate / base_rate),
-                (name, "genlab cache build (first epoch, all images)", len(cached), build_rate,
-                 build_rate / base_rate),
+                (name, f"torchvision ImageFolder + same transforms ({shape})", n, base_rate, base_rate),
+                (name, "genlab loader, no cache (libjpeg reduced decode)", n, plain_rate, base_rate),
+                (name, "genlab cache build (first epoch, all images)", len(cached), build_rate, base_rate),
                 (name, f"genlab loader, cache warm (median of {args.cache_epochs} epochs)", len(cached), warm_rate,
-                 warm_rate / base_rate),
-                (name, f"for scale: VAE training step at {size}x{size} (CPU)", 96, train_rate,
-                 train_rate / base_rate),
+                 base_rate),
+                (name, f"for scale: the VAE's training step at {size}x{size}, batch 32", 96, training_rate(size),
+                 base_rate),
             ]
             print(f"{name}: done", file=sys.stderr, flush=True)
     finally:
@@ -120,10 +123,12 @@ def main() -> int:
 
     print(f"\n`{' '.join(['.venv/bin/python', *sys.argv])}` (torch threads 2, DataLoader workers {args.workers}, "
           f"batch 128)\n")
-    print("| dataset | loader | images | images/s | x ImageFolder |")
-    print("|---|---|---:|---:|---:|")
-    for name, what, n, r, x in rows:
-        print(f"| {name} | {what} | {n} | {r:,.0f} | {x:.2f} |")
+    cpu_ok = args.workers == 0  # worker processes' CPU time is not counted
+    print("| dataset | loader | images | images/s (wall) | images/CPU-s | x ImageFolder (CPU) | x ImageFolder (wall) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, what, n, (w, c), (bw, bc) in rows:
+        cpu_cells = f"{c:,.0f} | {c / bc:.2f}" if cpu_ok else "n/a | n/a"
+        print(f"| {name} | {what} | {n} | {w:,.0f} | {cpu_cells} | {w / bw:.2f} |")
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from genlab.cli import main
-from conftest import TINY_MODEL
+from tests.conftest import TINY_MODEL
 
 QUICK = [*TINY_MODEL, "data.subset=400", "data.batch_size=64", "trainer.max_epochs=1",
          "trainer.progress_bar=false", "trainer.accelerator=cpu"]
@@ -22,7 +22,8 @@ def test_train_sample_evaluate_on_the_built_in_dsprites(tmp_path, capsys):
     assert (tmp_path / "grid.png").is_file()
     assert main(["evaluate", str(run), "--loglik", "--n-images", "3", "--samples", "50"]) == 0
     table = json.loads((run / "eval" / "loglik.json").read_text())
-    assert len(table["rows"]) == 3
+    assert len(table["images"]) == 3
+    assert "is" in table["estimators"] and table["likelihood"] == "gaussian"
     out = capsys.readouterr().out
     assert "run finished" in out and "loglik.json" in out
 

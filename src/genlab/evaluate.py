@@ -42,7 +42,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
     model = load_module(run.path, which=which, device=device).net
     images, ids = pick_images(run, n_images, seed)
     table = loglik_table(model, images.to(device), ids, estimators=tuple(dict.fromkeys(estimators)),
-                         samples=samples, seed=seed)
+                         samples=samples, seed=seed, appendix_d=dict(cfg.eval.appendix_d), ais=dict(cfg.eval.ais))
     out = run.eval / "loglik.json"
     table.save(out)
     if console is not None:
