@@ -14,7 +14,7 @@ from rich.console import Console
 
 from genlab.errors import GenlabError
 
-console = Console(stderr=False, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # soft wrap: printed paths stay copyable
 
 
 # --- commands -----------------------------------------------------------------------------------
