@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -29,12 +30,19 @@ def run_demo(config: str = "vae-dsprites-quick", overrides: list[str] | None = N
     artefacts = Table(title=f"artefacts in {run.path} (trained in {trained:.0f} s, total "
                             f"{time.perf_counter() - t0:.0f} s)", show_lines=False)
     artefacts.add_column("what")
-    artefacts.add_column("where")
+    artefacts.add_column("where (inside the run directory)", overflow="fold")
     for what, path in [("10x10 sample grid", grid), ("reconstructions (originals above)", recon[-1] if recon else "-"),
                        ("loss curves", run.plots / "loss_curves.png"), ("log-likelihood table", loglik),
                        ("metrics log", run.metrics_path), ("checkpoints", run.checkpoints),
                        ("config snapshot", run.config_path)]:
-        artefacts.add_row(what, str(path))
+        artefacts.add_row(what, _relative(path, run.path))
     if run.report.is_file():
-        artefacts.add_row("report", str(run.report))
+        artefacts.add_row("report", _relative(run.report, run.path))
     console.print(artefacts)
+
+
+def _relative(path, root) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)

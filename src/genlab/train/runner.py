@@ -3,6 +3,7 @@ fits, and writes the end-of-run artefacts. The CLI and the Python API both come 
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -18,6 +19,15 @@ from genlab.runs import Run
 from genlab.train.callbacks import ImageGrids, RNGState, RunLifecycle, Throughput
 from genlab.train.datamodule import GenlabDataModule
 from genlab.train.registry import build_module, module_class
+
+class _DropAdverts(logging.Filter):
+    """Lightning logs a product tip at every fit; it is noise in a research tool's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
 
 RUN_DIR_ENV = "GENLAB_RUN_DIR"  # how DDP worker processes (re-launched by Lightning) find rank 0's run
 
@@ -89,6 +99,7 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
         warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
