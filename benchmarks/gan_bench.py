@@ -209,6 +209,8 @@ def budget_runs(args, train_x, runs, out: Path) -> list[str]:
     variants = {"dcgan (+EMA 0.999 scored alongside)": ("dcgan", ["model.ema=0.999"]),
                 "lsgan": ("lsgan", []), "bigan": ("bigan", []),
                 "dcgan + DiffAugment": ("dcgan", ["model.diffaugment=color,translation,cutout"])}
+    if args.variants:
+        variants = {k: v for k, v in variants.items() if any(k.startswith(w) for w in args.variants)}
     results = {}
     for name, (model, extra) in variants.items():
         cb = Budget(name.split(" ")[0] + ("-diffaug" if "Diff" in name else ""))
@@ -261,6 +263,8 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=3, help="measured batches per throughput run")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--throughput-models", nargs="*", default=["dcgan", "bigan"])
+    p.add_argument("--variants", nargs="*", default=None,
+                   help="budget runs to do, by name prefix: 'dcgan (' 'lsgan' 'bigan' 'dcgan +' (default all)")
     p.add_argument("--skip", choices=["throughput", "budget"], action="append", default=[])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gan")
     args = p.parse_args()

@@ -23,7 +23,7 @@ def test_train_sample_evaluate_on_the_built_in_dsprites(tmp_path, capsys):
     assert main(["evaluate", str(run), "--loglik", "--n-images", "3", "--samples", "50"]) == 0
     table = json.loads((run / "eval" / "loglik.json").read_text())
     assert len(table["images"]) == 3
-    assert "is" in table["estimators"] and table["likelihood"] == "gaussian"
+    assert "is" in table["estimators"] and table["likelihood"] == "bernoulli"
     out = capsys.readouterr().out
     assert "run finished" in out and "loglik.json" in out
 

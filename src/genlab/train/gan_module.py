@@ -15,7 +15,7 @@ import contextlib
 from typing import Any
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from genlab.config import ExperimentConfig
 from genlab.models.bigan import BiGAN, generator_encoder_loss
@@ -31,6 +31,21 @@ def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
     cls = BiGAN if m.name == "bigan" else DCGAN
     return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
                g_width=m.g_width, d_width=m.d_width)
+
+
+def ema_with_warmup(decay: float):
+    """EMA update with the decay ramped up as min(decay, (1 + n) / (10 + n)) after n updates (as in
+    TensorFlow's ExponentialMovingAverage): a plain 0.999 would still be 74% the initial weights after
+    the study's ~300 steps."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        weight = 1 - min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, weight) if a.is_floating_point() else a.copy_(c)
+
+    return update
 
 
 @contextlib.contextmanager
@@ -63,7 +78,7 @@ class GANModule(GenlabModule):
         self.policy = parse_policy(cfg.model.diffaugment)
         self.g_ema: AveragedModel | None = None
         if cfg.model.ema is not None:
-            self.g_ema = AveragedModel(self.net.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.model.ema),
+            self.g_ema = AveragedModel(self.net.generator, multi_avg_fn=ema_with_warmup(cfg.model.ema),
                                        use_buffers=True)
             self.g_ema.requires_grad_(False)
         self._smooth: dict[str, list[float]] = {}
