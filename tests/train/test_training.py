@@ -58,6 +58,11 @@ def test_resume_at_an_epoch_boundary_matches_an_uninterrupted_run(tiny_cfg):
     state = read_checkpoint(resumed.last_checkpoint)
     assert state["global_step"] == 9
     assert resumed.config().trainer.max_epochs == 3
+    # the metrics log kept the first epoch and appended the next two
+    import csv
+
+    epochs = {row["epoch"] for row in csv.DictReader(open(resumed.metrics_path)) if row.get("val/elbo")}
+    assert epochs == {"0", "1", "2"}
 
 
 class StopAfter:

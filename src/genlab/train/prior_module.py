@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from genlab.train.metrics_log import RunMetricsLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.config import ExperimentConfig
@@ -97,7 +97,7 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val/bits_per_map", mode="min", save_last=True,
                            enable_version_counter=False, auto_insert_metric_name=False)
     trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps, accelerator=cfg.trainer.accelerator,
-                        devices=1, logger=CSVLogger(save_dir=out, name="", version=""), callbacks=[ckpt],
+                        devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=10)
     last = out / "last.ckpt"

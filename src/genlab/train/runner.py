@@ -10,7 +10,6 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import ExperimentConfig
@@ -18,6 +17,7 @@ from genlab.errors import GenlabError
 from genlab.runs import Run
 from genlab.train.callbacks import ImageGrids, RNGState, RunLifecycle, Throughput
 from genlab.train.datamodule import GenlabDataModule
+from genlab.train.metrics_log import RunMetricsLogger
 from genlab.train.registry import build_module, module_class
 
 class _DropAdverts(logging.Filter):
@@ -56,9 +56,13 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
     strategy = "ddp" if t.strategy == "auto" and world > 1 else t.strategy
     monitor, mode = module_class(cfg.model.name).MONITOR
-    checkpoints = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=True, enable_version_counter=False,
+    checkpoints = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=False, enable_version_counter=False,
                                   auto_insert_metric_name=False)
-    callbacks: list[L.Callback] = [checkpoints, RNGState(), RunLifecycle(run), Throughput(),
+    # Lightning 2.6's save_last only writes last.ckpt when best.ckpt was written at the same step, so an
+    # epoch that does not improve the metric would leave last.ckpt (and --resume) behind: save it apart.
+    last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, auto_insert_metric_name=False)
+    callbacks: list[L.Callback] = [checkpoints, last, RNGState(), RunLifecycle(run), Throughput(),
                                    ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
@@ -75,7 +79,7 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,
-        logger=CSVLogger(save_dir=run.path, name="", version=""),
+        logger=RunMetricsLogger(run.path),
         callbacks=callbacks,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -98,7 +102,6 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
     ckpt = str(run.last_checkpoint) if resume is not None else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
         warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
         try:
