@@ -60,11 +60,11 @@ class _Timer(L.Callback):
         self.t0, self.seen = time.perf_counter(), 0
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.seen += batch[0].shape[0]
-
-    def on_train_epoch_end(self, trainer, module):
+        # stop the clock at the last training batch: Lightning runs validation before
+        # on_train_epoch_end, and the hand-written loop has none
         if torch.cuda.is_available():
             torch.cuda.synchronize()
+        self.seen += batch[0].shape[0]
         self.rate = self.seen / (time.perf_counter() - self.t0)
 
 

@@ -46,6 +46,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
     out = run.eval / "loglik.json"
     table.save(out)
     if console is not None:
-        console.print(table.rich_table())
+        # every estimator side by side needs ~170 columns; a narrower console would squash the numbers
+        console.print(table.rich_table(), width=max(console.width, 180))
         console.print(f"saved {out}")
     return out
