@@ -56,13 +56,13 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
     strategy = "ddp" if t.strategy == "auto" and world > 1 else t.strategy
     monitor, mode = module_class(cfg.model.name).MONITOR
-    checkpoints = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1, save_last=False, enable_version_counter=False,
-                                  auto_insert_metric_name=False)
+    best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                           save_last=False, enable_version_counter=False, auto_insert_metric_name=False)
     # Lightning 2.6's save_last only writes last.ckpt when best.ckpt was written at the same step, so an
     # epoch that does not improve the metric would leave last.ckpt (and --resume) behind: save it apart.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False)
-    callbacks: list[L.Callback] = [checkpoints, last, RNGState(), RunLifecycle(run), Throughput(),
+    callbacks: list[L.Callback] = [best, last, RNGState(), RunLifecycle(run), Throughput(),
                                    ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
