@@ -48,14 +48,7 @@ def plot_curves(metrics_csv: str | Path, out: str | Path, panels: dict[str, list
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, title, dpi=110)
 
 
 def plot_comparison(series: dict[str, dict[str, dict[int, float]]], out: str | Path, title: str = "",
@@ -79,11 +72,16 @@ def plot_comparison(series: dict[str, dict[str, dict[int, float]]], out: str | P
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
+    return _save(fig, out, title, dpi=100)
+
+
+def _save(fig, out: str | Path, title: str, dpi: int) -> Path:
+    """Title, tight layout, an atomic PNG write, and the figure closed."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return out
