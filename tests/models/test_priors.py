@@ -13,15 +13,6 @@ from genlab.models.priors.gmm import GMMPrior
 from genlab.models.priors.pixelcnn import GatedPixelCNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_pixelcnn_is_causal_without_blind_spot():
     torch.manual_seed(0)
     h = w = 5

@@ -9,15 +9,6 @@ import torch
 from genlab.models.vqvae import VQVAE, VectorQuantizer, compression, perplexity_of, psnr
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fixed(codebook, kind="ema", decay=0.5, eps=0.0, threshold=0.0, usage_decay=0.5):
     """A quantiser whose codebook is set by hand (no data init, no restarts unless asked)."""
     cb = torch.tensor(codebook, dtype=torch.float32)
