@@ -126,7 +126,7 @@ def cmd_quality(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     overrides = [f"data.root={DATA}", f"data.batch_size={args.batch_size}", f"optimizer.lr={args.lr}",
-                 f"model.hidden={args.hidden}", f"model.res_blocks={args.res_blocks}"]
+                 f"model.hidden={args.hidden}", f"model.res_blocks={args.res_blocks}", *args.overrides]
     base = load_config("vqvae-tinyimagenet", overrides)
     t0 = time.perf_counter()
     train, val = load_split(base, "train"), load_split(base, "val")
@@ -205,6 +205,7 @@ def main() -> None:
     q.add_argument("--res-blocks", type=int, default=2)
     q.add_argument("--threads", type=int, default=2)
     q.add_argument("--out", default="/tmp/vqvae-bench")
+    q.add_argument("overrides", nargs="*", help="config overrides, e.g. model.decay=0.95")
     q.set_defaults(func=cmd_quality)
     r = sub.add_parser("priors")
     r.add_argument("--run", default="/tmp/vqvae-bench/K512")

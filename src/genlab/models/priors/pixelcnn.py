@@ -42,17 +42,23 @@ class GatedLayer(nn.Module):
         self.h_conv = nn.Conv2d(channels, 2 * channels, (1, self.k + 1))
         self.h_out = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def vertical(self, v: torch.Tensor) -> torch.Tensor:
+        """The vertical stack's pre-activation: (r, c) sees rows r-k..r, cols c-k..c+k."""
         k = self.k
-        v_pre = self.v_conv(F.pad(v, (k, k, k, 0)))  # (r, c) sees rows r-k..r, cols c-k..c+k
-        h_pre = self.h_conv(F.pad(h, (k, 0, 0, 0)))  # (r, c) sees cols c-k..c of row r
+        return self.v_conv(F.pad(v, (k, k, k, 0)))
+
+    def horizontal(self, h: torch.Tensor, v_term: torch.Tensor) -> torch.Tensor:
+        """The horizontal stack: (r, c) sees cols c-k..c of row r (c-k..c-1 in the first layer) plus
+        `v_term`, the vertical stack's contribution from the rows strictly above."""
+        h_pre = self.h_conv(F.pad(h, (self.k, 0, 0, 0)))
         if self.first:
             h_pre = _shift_right(h_pre)  # the first layer must not see the current position
-        h_pre = h_pre + self.v_to_h(_shift_down(v_pre))  # rows strictly above only
-        h_new = self.h_out(_gate(h_pre))
-        if not self.first:
-            h_new = h_new + h
-        return _gate(v_pre), h_new
+        h_new = self.h_out(_gate(h_pre + v_term))
+        return h_new if self.first else h_new + h
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_pre = self.vertical(v)
+        return _gate(v_pre), self.horizontal(h, self.v_to_h(_shift_down(v_pre)))
 
 
 class GatedPixelCNN(nn.Module):
@@ -93,19 +99,41 @@ class GatedPixelCNN(nn.Module):
         nll = -self.log_prob(indices)
         return {"loss": nll.mean() / indices[0].numel(), "nll": nll}
 
+    def _terms_from_above(self, above: torch.Tensor, width: int) -> list[torch.Tensor]:
+        """Per layer, what the horizontal stack of the row below `above` (N, R, W) gets from the
+        vertical stack: v_to_h of its pre-activation at the last row (of zeros when R = 0)."""
+        if above.shape[1] == 0:
+            zero = self.embed.weight.new_zeros(above.shape[0], 2 * self.embed.embedding_dim, 1, width)
+            return [layer.v_to_h(zero) for layer in self.layers]
+        v, terms = self.embed(above).permute(0, 3, 1, 2), []
+        for layer in self.layers:
+            v_pre = layer.vertical(v)
+            terms.append(layer.v_to_h(v_pre[:, :, -1:]))
+            v = _gate(v_pre)
+        return terms
+
+    def _logits_at(self, row: torch.Tensor, terms: list[torch.Tensor], c: int) -> torch.Tensor:
+        """(N, K) logits at column c of a row (N, W) whose entries before c are filled in."""
+        h = self.embed(row[:, :c + 1]).permute(0, 2, 1).unsqueeze(2)  # (N, hidden, 1, c+1)
+        for layer, term in zip(self.layers, terms):
+            h = layer.horizontal(h, term[..., :c + 1])
+        return self.head(h[..., -1:])[:, :, 0, 0]
+
     @torch.no_grad()
     def sample(self, n: int, shape: tuple[int, int], generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
-        """Ancestral sampling in raster order. Each step only runs the rows a position can see
-        (`rows_of_context` above it), which gives the same logits as the full map."""
+        """Ancestral sampling in raster order, with the same logits as the full forward but far
+        less work: the vertical stack runs once per row (on the `rows_of_context` rows above it,
+        its receptive field) and each position runs only the horizontal stack on its row's prefix.
+        On a 32x32 map this is about 30x fewer multiply-adds than a full forward per position."""
         h, w = shape
         device = self.embed.weight.device
         out = torch.zeros(n, h, w, dtype=torch.long, device=device)
         ctx = self.rows_of_context
         for r in range(h):
-            top = max(0, r - ctx)
+            terms = self._terms_from_above(out[:, max(0, r - ctx):r], w)
             for c in range(w):
-                logits = self(out[:, top:r + 1])[:, :, r - top, c] / temperature
+                logits = self._logits_at(out[:, r], terms, c) / temperature
                 probs = torch.softmax(logits.double(), dim=1).cpu()
                 out[:, r, c] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(device)
         return out
