@@ -122,7 +122,8 @@ def cmd_prior(args: argparse.Namespace) -> None:
     from genlab.train.prior_module import train_prior
 
     cfg = _run_config_with(args.run, args.overrides)
-    out = train_prior(args.run, args.kind, cfg, resume=args.resume, max_epochs=args.epochs)
+    out = train_prior(args.run, args.kind, cfg, resume=args.resume, max_epochs=args.epochs,
+                      max_minutes=args.max_minutes)
     console.print(f"[bold green]prior trained:[/] {out}")
 
 
@@ -243,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
     pr.add_argument("--kind", required=True, choices=["gmm", "vae", "pixelcnn"])
     pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs")
+    pr.add_argument("--max-minutes", type=float, default=None,
+                    help="neural priors: stop training after this much wall time (the best epoch is kept)")
     pr.add_argument("--resume", action="store_true", help="continue from RUN/priors/KIND/last.ckpt")
     pr.set_defaults(func=cmd_prior)
 

@@ -86,7 +86,8 @@ def _fit_gmm(cfg: ExperimentConfig, codes: CodeMaps, out: Path) -> dict[str, Any
 
 
 def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, resume: bool,
-                max_epochs: int | None, max_steps: int, progress: bool) -> dict[str, Any]:
+                max_epochs: int | None, max_steps: int, max_minutes: float | None,
+                progress: bool) -> dict[str, Any]:
     pc = getattr(cfg.model.priors, kind)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     net = build_neural_prior(kind, cfg, codes.grid)
@@ -96,7 +97,12 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     val = DataLoader(TensorDataset(codes.of_split("val")), batch_size=pc.batch_size)
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val/bits_per_map", mode="min", save_last=True,
                            enable_version_counter=False, auto_insert_metric_name=False)
-    trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps, accelerator=cfg.trainer.accelerator,
+    if max_minutes is not None and max_minutes <= 0:
+        raise GenlabError(f"max_minutes must be positive, got {max_minutes}")
+    # a wall-time budget ends the epoch early; the validation below then still runs on the held-out maps
+    trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps,
+                        max_time=None if max_minutes is None else {"seconds": 60 * max_minutes},
+                        accelerator=cfg.trainer.accelerator,
                         devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=10)
@@ -113,7 +119,8 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
 
 
 def train_prior(run_dir: str | Path, kind: str, cfg: ExperimentConfig | None = None, resume: bool = False,
-                max_epochs: int | None = None, max_steps: int = -1, progress: bool = True) -> Path:
+                max_epochs: int | None = None, max_steps: int = -1, max_minutes: float | None = None,
+                progress: bool = True) -> Path:
     """Fit one prior on the run's code maps (train split); returns its folder."""
     if kind not in PRIOR_KINDS:
         raise GenlabError(f"unknown prior kind {kind!r} (choose from {', '.join(PRIOR_KINDS)})")
@@ -131,7 +138,7 @@ def train_prior(run_dir: str | Path, kind: str, cfg: ExperimentConfig | None = N
     if kind == "gmm":
         info = _fit_gmm(cfg, codes, out)
     else:
-        info = _fit_neural(kind, cfg, codes, out, resume, max_epochs, max_steps, progress)
+        info = _fit_neural(kind, cfg, codes, out, resume, max_epochs, max_steps, max_minutes, progress)
     summary = {"kind": kind, "train_maps": int((codes.split == "train").sum()),
                "val_maps": int((codes.split == "val").sum()), "seconds": round(time.perf_counter() - t0, 1),
                "config": getattr(cfg.model.priors, kind).model_dump(), **info}
