@@ -132,7 +132,11 @@ def cmd_prior_eval(args: argparse.Namespace) -> None:
 
     result = evaluate_priors(args.run, kinds=args.kind, n_samples=args.n, seed=args.seed, which=args.checkpoint)
     console.print(format_table(result))
-    console.print(f"wrote {result['run']}/eval/priors.md and priors.json; grids in {result['run']}/samples/")
+    from genlab.viz.report import write_report
+
+    page = write_report([result["run"]])  # the table and the sample grids belong in the run's report
+    console.print(f"wrote {result['run']}/eval/priors.md and priors.json; grids in {result['run']}/samples/; "
+                  f"report: {page}")
 
 
 def cmd_vqvae_sweep(args: argparse.Namespace) -> None:

@@ -134,6 +134,8 @@ def test_cli_commands(trained, capsys):
     assert main(["prior-eval", run, "--kind", "gmm", "--n", "5"]) == 0
     out = capsys.readouterr().out
     assert "| gmm |" in out
+    report = (trained.path / "report.html").read_text()
+    assert "eval/priors.json" in report and "prior_gmm" in report  # the comparison table, the gmm grid
     assert main(["prior", run, "model.priors.vae.bad=1", "--kind", "vae"]) == 2
     assert "unknown key 'model.priors.vae.bad'" in capsys.readouterr().out
 
