@@ -107,9 +107,11 @@ def test_code_maps_hold_the_models_codes_and_the_image_ids(trained):
 
 
 def test_each_prior_trains_samples_and_is_compared(trained):
+    from genlab.eval.codes import write_code_maps
     from genlab.eval.priors import evaluate_priors
     from genlab.train.prior_module import load_prior, train_prior
 
+    write_code_maps(trained.path)  # so the test does not depend on the one above having run
     for kind in ("gmm", "vae", "pixelcnn"):
         train_prior(trained.path, kind, progress=False)
         prior = load_prior(trained.path, kind)
