@@ -4,7 +4,7 @@ the reference measured in the same run; then the prior comparison table on the K
 
     python benchmarks/vqvae_bench.py quality --codes 512 --budget 1800     # CPU-seconds per K
     python benchmarks/vqvae_bench.py quality --codes 128 256 --budget 600
-    python benchmarks/vqvae_bench.py priors --run /tmp/vqvae-bench/K512   # needs the K=512 run
+    python benchmarks/vqvae_bench.py priors --run /tmp/vqvae-bench/K512 --pixelcnn-minutes 25  # needs K=512
 
 Training time is process CPU time (all threads; `time.process_time`), so the budget does not
 depend on what else runs on the machine; wall time is printed beside it. The held-out split is
@@ -181,13 +181,17 @@ def cmd_priors(args) -> None:
     times["codes"] = (time.process_time() - c0, time.perf_counter() - w0)
     for kind in args.kinds:
         c0, w0 = time.process_time(), time.perf_counter()
-        train_prior(run.path, kind, cfg, progress=False, max_steps=args.max_steps)
+        minutes = {"vae": args.vae_minutes, "pixelcnn": args.pixelcnn_minutes}.get(kind)
+        train_prior(run.path, kind, cfg, progress=False, max_steps=args.max_steps, max_minutes=minutes)
         times[kind] = (time.process_time() - c0, time.perf_counter() - w0)
         print(f"# trained {kind}: {times[kind][0]:.0f} CPU-s, {times[kind][1]:.0f} wall-s", flush=True)
     c0, w0 = time.process_time(), time.perf_counter()
-    result = evaluate_priors(run.path, kinds=args.kinds, seed=0)
+    result = evaluate_priors(run.path, kinds=args.kinds, n_samples=args.samples, seed=0)
     print(f"# evaluation: {time.process_time() - c0:.0f} CPU-s, {time.perf_counter() - w0:.0f} wall-s")
     print(format_table(result))
+    from genlab.viz.report import write_report
+
+    print(f"# report: {write_report([run.path])}")
     print("\ntraining time (CPU-s / wall-s): " + ", ".join(f"{k} {c:.0f}/{w:.0f}" for k, (c, w) in times.items()))
     print(f"\ncommand: python {shlex.join(sys.argv)}")
 
@@ -200,7 +204,7 @@ def main() -> None:
     q.add_argument("--budget", type=float, default=1800, help="CPU-seconds of training per K")
     q.add_argument("--eval-every", type=float, default=150, help="CPU-seconds between held-out evaluations")
     q.add_argument("--batch-size", type=int, default=32)
-    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--lr", type=float, default=2e-3)
     q.add_argument("--hidden", type=int, default=64)
     q.add_argument("--res-blocks", type=int, default=2)
     q.add_argument("--threads", type=int, default=2)
@@ -214,6 +218,8 @@ def main() -> None:
     r.add_argument("--pixelcnn-epochs", type=int, default=None)
     r.add_argument("--vae-epochs", type=int, default=None)
     r.add_argument("--max-steps", type=int, default=-1, help="cap on optimiser steps per neural prior")
+    r.add_argument("--pixelcnn-minutes", type=float, default=None, help="wall-time budget of the PixelCNN")
+    r.add_argument("--vae-minutes", type=float, default=None, help="wall-time budget of the code VAE")
     r.add_argument("overrides", nargs="*", help="config overrides, e.g. model.priors.pixelcnn.hidden=32")
     r.add_argument("--threads", type=int, default=2)
     r.set_defaults(func=cmd_priors)
