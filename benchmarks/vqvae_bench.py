@@ -4,6 +4,7 @@ the reference measured in the same run; then the prior comparison table on the K
 
     python benchmarks/vqvae_bench.py quality --codes 512 --budget 1800     # CPU-seconds per K
     python benchmarks/vqvae_bench.py quality --codes 128 256 --budget 600
+    python benchmarks/vqvae_bench.py compare      # grids per K + table -> benchmarks/results/vqvae/
     python benchmarks/vqvae_bench.py priors --run /tmp/vqvae-bench/K512 --pixelcnn-minutes 25  # needs K=512
 
 Training time is process CPU time (all threads; `time.process_time`), so the budget does not
@@ -37,6 +38,7 @@ from genlab.models.vqvae import psnr  # noqa: E402
 from genlab.runs import Run  # noqa: E402
 from genlab.train.base import CHECKPOINT_FORMAT  # noqa: E402
 from genlab.train.vqvae_module import VQVAEModule, run_compression  # noqa: E402
+from genlab.train.vqvae_sweep import compare_runs, held_out_quality  # noqa: E402
 
 
 def load_split(cfg, split: str) -> torch.Tensor:
@@ -65,19 +67,6 @@ def kmeans_reference(train: torch.Tensor, val: torch.Tensor, k: int, seed: int =
     recon = unpatch(km.cluster_centers_[idx].astype(np.float32), len(val))
     return {"psnr": float(psnr(val, recon).mean()), "usage": len(np.unique(idx)) / k,
             "cpu_s": time.process_time() - t_cpu, "wall_s": time.perf_counter() - t_wall}
-
-
-@torch.no_grad()
-def held_out(net, val: torch.Tensor, k: int) -> dict:
-    net.eval()
-    scores, counts = [], torch.zeros(k, dtype=torch.long)
-    for i in range(0, len(val), 200):
-        x = val[i:i + 200]
-        idx = net.codes(x)
-        counts += torch.bincount(idx.flatten(), minlength=k)
-        scores.append(psnr(x, net.decode_indices(idx)))
-    net.train()
-    return {"psnr": float(torch.cat(scores).mean()), "usage": float((counts > 0).float().mean())}
 
 
 def save_as_run(module: VQVAEModule, cfg, path: Path) -> Run:
@@ -114,7 +103,8 @@ def train_vqvae(cfg, train: torch.Tensor, val: torch.Tensor, budget: float, ever
         if cpu >= next_eval or cpu >= budget:
             next_eval += every
             point = {"K": k, "step": step, "images": step * cfg.data.batch_size, "cpu_s": round(cpu),
-                     "wall_s": round(wall), **held_out(net, val, k), "restarts": int(net.quantizer.restarts)}
+                     "wall_s": round(wall), **held_out_quality(net, val, k), "restarts": int(net.quantizer.restarts)}
+            net.train()
             curve.append(point)
             log(point)
             if snapshot is not None:  # the latest model stays usable if the benchmark is stopped
@@ -196,6 +186,27 @@ def cmd_priors(args) -> None:
     print(f"\ncommand: python {shlex.join(sys.argv)}")
 
 
+def cmd_compare(args) -> None:
+    """The sweep's side-by-side comparison (grids per K, PSNR/usage/compression table) of the
+    quality stage's runs, copied into benchmarks/results/vqvae/ for RESULTS.md."""
+    import shutil
+
+    from genlab.train.loading import load_module
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    runs = {int(p.name[1:]): Run.open(p) for p in sorted(out.glob("K*"), key=lambda p: int(p.name[1:]))}
+    if not runs:
+        raise SystemExit(f"no K* runs in {out}: run the quality stage first")
+    root = compare_runs(out, runs, load_module, run_compression)
+    dest = ROOT / "benchmarks" / "results" / "vqvae"
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in [root / "comparison.png", root / "comparison.md", *sorted(root.glob("grid_K*.png"))]:
+        shutil.copy(path, dest / path.name)
+    print((root / "comparison.md").read_text())
+    print(f"copied to {dest}\ncommand: python {shlex.join(sys.argv)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
@@ -211,6 +222,10 @@ def main() -> None:
     q.add_argument("--out", default="/tmp/vqvae-bench")
     q.add_argument("overrides", nargs="*", help="config overrides, e.g. model.decay=0.95")
     q.set_defaults(func=cmd_quality)
+    c = sub.add_parser("compare")
+    c.add_argument("--out", default="/tmp/vqvae-bench")
+    c.add_argument("--threads", type=int, default=2)
+    c.set_defaults(func=cmd_compare)
     r = sub.add_parser("priors")
     r.add_argument("--run", default="/tmp/vqvae-bench/K512")
     r.add_argument("--kinds", nargs="+", default=["gmm", "vae", "pixelcnn"])
