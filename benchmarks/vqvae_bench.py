@@ -188,7 +188,7 @@ def cmd_priors(args) -> None:
 
 def cmd_compare(args) -> None:
     """The sweep's side-by-side comparison (grids per K, PSNR/usage/compression table) of the
-    quality stage's runs, copied into benchmarks/results/vqvae/ for RESULTS.md."""
+    quality stage's runs in --out; the table and the images are copied into benchmarks/results/vqvae/."""
     import shutil
 
     from genlab.train.loading import load_module
@@ -201,7 +201,8 @@ def cmd_compare(args) -> None:
     root = compare_runs(out, runs, load_module, run_compression)
     dest = ROOT / "benchmarks" / "results" / "vqvae"
     dest.mkdir(parents=True, exist_ok=True)
-    for path in [root / "comparison.png", root / "comparison.md", *sorted(root.glob("grid_K*.png"))]:
+    # every K has a row in comparison.png; of the 50-image grids (~1 MB each) only the largest K's is kept
+    for path in [root / "comparison.png", root / "comparison.md", root / f"grid_K{max(runs)}.png"]:
         shutil.copy(path, dest / path.name)
     print((root / "comparison.md").read_text())
     print(f"copied to {dest}\ncommand: python {shlex.join(sys.argv)}")
