@@ -97,9 +97,8 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     val = DataLoader(TensorDataset(codes.of_split("val")), batch_size=pc.batch_size)
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val/bits_per_map", mode="min", save_last=True,
                            enable_version_counter=False, auto_insert_metric_name=False)
-    if max_minutes is not None and max_minutes <= 0:
-        raise GenlabError(f"max_minutes must be positive, got {max_minutes}")
-    # a wall-time budget ends the epoch early; the validation below then still runs on the held-out maps
+    # Lightning's max_time may stop mid-epoch; that epoch's validation still runs, so the kept
+    # checkpoint is scored on the held-out maps
     trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps,
                         max_time=None if max_minutes is None else {"seconds": 60 * max_minutes},
                         accelerator=cfg.trainer.accelerator,
@@ -124,6 +123,8 @@ def train_prior(run_dir: str | Path, kind: str, cfg: ExperimentConfig | None = N
     """Fit one prior on the run's code maps (train split); returns its folder."""
     if kind not in PRIOR_KINDS:
         raise GenlabError(f"unknown prior kind {kind!r} (choose from {', '.join(PRIOR_KINDS)})")
+    if max_minutes is not None and max_minutes <= 0:
+        raise GenlabError(f"max_minutes must be positive, got {max_minutes}")
     run = Run.open(run_dir)
     cfg = cfg or run.config()
     if cfg.model.name != "vqvae":
