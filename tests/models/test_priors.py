@@ -73,6 +73,18 @@ def test_code_vae_samples_and_bound():
     assert torch.allclose(out["elbo"], out["log_likelihood"] - out["kl"])
 
 
+def test_code_vae_mode_is_the_decoders_most_likely_code_for_the_same_z():
+    torch.manual_seed(0)
+    net = CodeVAE(num_codes=7, grid=(8, 8), latent_dim=4, hidden=8, embed_dim=4).eval()
+    mode = net.sample(3, generator=torch.Generator().manual_seed(5), temperature=0)
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(5))  # the sampler's first draw
+    assert torch.equal(mode, net.decode(z).argmax(1))
+    sampled = net.sample(3, generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(sampled, mode)  # drawing every position is a different map
+    with pytest.raises(ValueError, match="temperature"):
+        net.sample(1, temperature=-1)
+
+
 def test_gmm_snaps_to_nearest_code_and_finds_the_modes():
     rng = np.random.default_rng(0)
     codebook = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)

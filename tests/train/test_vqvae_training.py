@@ -121,11 +121,13 @@ def test_each_prior_trains_samples_and_is_compared(trained):
     assert "val/bits_per_map" in metrics
     result = evaluate_priors(trained.path)
     rows = {r["prior"]: r for r in result["rows"]}
-    assert set(rows) == {"uniform codes", "code frequencies", "reconstructions", "gmm", "vae", "pixelcnn"}
+    assert set(rows) == {"uniform codes", "code frequencies", "reconstructions", "gmm", "vae",
+                         "vae, mode per position", "pixelcnn"}
     assert rows["uniform codes"]["bits_per_map"] == pytest.approx(64 * 3)
     assert rows["gmm"]["bits_per_map"] is None and rows["pixelcnn"]["nll"] == "exact"
     assert rows["vae"]["bits_per_map"] > 0 and rows["pixelcnn"]["fd"] is not None
-    assert (trained.samples / "prior_pixelcnn.png").is_file()
+    assert (trained.samples / "prior_pixelcnn.png").is_file() and (trained.samples / "prior_vae_mode.png").is_file()
+    assert rows["vae, mode per position"]["fd"] is not None
     assert "| pixelcnn |" in (trained.eval / "priors.md").read_text()
 
 

@@ -8,7 +8,11 @@ frequencies, add-one smoothed), both without FD/KID (features are the expensive 
 "reconstructions" (the held-out images' own code maps decoded:
 the best FD/KID any prior can reach through this decoder).
 
-Writes `<run>/eval/priors.json`, `<run>/eval/priors.md` and `<run>/samples/prior_<kind>.png`.
+The VAE gets a second row, "vae, mode per position": the same model decoded to its most likely
+code at each position (its sampled maps, independent per position given z, look like noise).
+
+Writes `<run>/eval/priors.json`, `<run>/eval/priors.md` and `<run>/samples/prior_<kind>.png`
+(and `prior_vae_mode.png`).
 """
 
 from __future__ import annotations
@@ -101,19 +105,25 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
                  **_fd_kid(evaluator, _decode(net, val_codes[:n]))})
     for kind in kinds:
         prior = load_prior(run.path, kind)
-        t0 = time.perf_counter()
-        maps = prior.sample(n, generator=gen)
-        sample_s = time.perf_counter() - t0
-        images = _decode(net, maps)
-        save_grid(images[:100], run.samples / f"prior_{kind}.png", nrow=10)
         bits = prior.bits_per_map(val_codes, generator=torch.Generator().manual_seed(seed))
-        row = {"prior": kind, "nll": prior.nll_kind, **(_bits(bits) if bits is not None else
-                                                        {"bits_per_map": None, "bits_se": None}),
-               **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
-               "codes_used": int(torch.unique(maps).numel())}
-        rows.append(row)
-        if console is not None:
-            console.print(f"{kind}: {row}")
+        likelihood = {"nll": prior.nll_kind, **(_bits(bits) if bits is not None else
+                                                 {"bits_per_map": None, "bits_se": None})}
+        # the VAE's positions are independent given z: sampled they look like noise, so its mode
+        # (the most likely code at each position, as a VAE's mean image) is shown beside them
+        variants = [(kind, 1.0)] + ([("vae, mode per position", 0.0)] if kind == "vae" else [])
+        for name, temperature in variants:
+            t0 = time.perf_counter()
+            maps = prior.sample(n, generator=gen, temperature=temperature)
+            sample_s = time.perf_counter() - t0
+            images = _decode(net, maps)
+            save_grid(images[:100], run.samples / f"prior_{kind}{'_mode' if temperature == 0 else ''}.png", nrow=10)
+            row = {"prior": name, **(likelihood if temperature else {"nll": None, "bits_per_map": None,
+                                                                      "bits_se": None}),
+                   **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
+                   "codes_used": int(torch.unique(maps).numel())}
+            rows.append(row)
+            if console is not None:
+                console.print(f"{name}: {row}")
     result = {"run": str(run.path), "num_codes": k, "grid": [h, w], "n_fake": n, "n_real": n,
               "held_out_maps": len(val_codes), "features": evaluator.extractor.label,
               "features_comparable": evaluator.extractor.comparable, "rows": rows}

@@ -158,11 +158,12 @@ class LoadedPrior:
         self.nll_kind = {"pixelcnn": "exact", "vae": "upper bound (negative ELBO)", "gmm": None}[kind]
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 100) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 100,
+               temperature: float = 1.0) -> torch.Tensor:
         if self.kind == "gmm":
             return self.model.sample(n, generator)
-        return torch.cat([self.model.sample(min(batch_size, n - i), self.grid, generator=generator)
-                          for i in range(0, n, batch_size)])
+        return torch.cat([self.model.sample(min(batch_size, n - i), self.grid, generator=generator,
+                                            temperature=temperature) for i in range(0, n, batch_size)])
 
     @torch.no_grad()
     def bits_per_map(self, indices: torch.Tensor, batch_size: int = 100,

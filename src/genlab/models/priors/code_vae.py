@@ -71,8 +71,14 @@ class CodeVAE(nn.Module):
                temperature: float = 1.0) -> torch.Tensor:
         if shape is not None and tuple(shape) != self.grid:
             raise ValueError(f"this VAE models {self.grid} code maps, not {tuple(shape)}")
+        """Code maps from z ~ N(0, I): each position drawn from p(code | z) at `temperature`, or
+        with temperature 0 its most likely code (the analogue of showing a VAE's mean image)."""
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         device = self.fc.weight.device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        if temperature == 0:
+            return self.decode(z).argmax(1)
         probs = torch.softmax(self.decode(z).double() / temperature, dim=1)  # (N, K, H, W)
         flat = probs.permute(0, 2, 3, 1).reshape(-1, self.num_codes).cpu()
         return torch.multinomial(flat, 1, generator=generator).view(n, *self.grid).to(device)
