@@ -182,15 +182,33 @@ def cmd_priors(args) -> None:
     from genlab.viz.report import write_report
 
     print(f"# report: {write_report([run.path])}")
+    publish([run.eval / "priors.md", *sorted(run.samples.glob("prior_*.png"))])
     print("\ntraining time (CPU-s / wall-s): " + ", ".join(f"{k} {c:.0f}/{w:.0f}" for k, (c, w) in times.items()))
     print(f"\ncommand: python {shlex.join(sys.argv)}")
+
+
+RESULTS_DIR = ROOT / "benchmarks" / "results" / "vqvae"
+
+
+def publish(paths: list[Path]) -> None:
+    """Copy result files into benchmarks/results/vqvae/; sample grids (not reconstructions, where
+    compression artefacts would confound the comparison) go in as JPEG to keep the repo small."""
+    import shutil
+
+    from PIL import Image
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        if path.name.startswith("prior_") and path.suffix == ".png":
+            Image.open(path).convert("RGB").save(RESULTS_DIR / f"{path.stem}.jpg", quality=90)
+        else:
+            shutil.copy(path, RESULTS_DIR / path.name)
+    print(f"# copied {len(paths)} files to {RESULTS_DIR}")
 
 
 def cmd_compare(args) -> None:
     """The sweep's side-by-side comparison (grids per K, PSNR/usage/compression table) of the
     quality stage's runs in --out; the table and the images are copied into benchmarks/results/vqvae/."""
-    import shutil
-
     from genlab.train.loading import load_module
 
     torch.set_num_threads(args.threads)
@@ -199,13 +217,10 @@ def cmd_compare(args) -> None:
     if not runs:
         raise SystemExit(f"no K* runs in {out}: run the quality stage first")
     root = compare_runs(out, runs, load_module, run_compression)
-    dest = ROOT / "benchmarks" / "results" / "vqvae"
-    dest.mkdir(parents=True, exist_ok=True)
     # every K has a row in comparison.png; of the 50-image grids (~1 MB each) only the largest K's is kept
-    for path in [root / "comparison.png", root / "comparison.md", root / f"grid_K{max(runs)}.png"]:
-        shutil.copy(path, dest / path.name)
+    publish([root / "comparison.png", root / "comparison.md", root / f"grid_K{max(runs)}.png"])
     print((root / "comparison.md").read_text())
-    print(f"copied to {dest}\ncommand: python {shlex.join(sys.argv)}")
+    print(f"command: python {shlex.join(sys.argv)}")
 
 
 def main() -> None:
