@@ -6,6 +6,7 @@ the reference measured in the same run; then the prior comparison table on the K
     python benchmarks/vqvae_bench.py quality --codes 128 256 --budget 600
     python benchmarks/vqvae_bench.py compare      # grids per K + table -> benchmarks/results/vqvae/
     python benchmarks/vqvae_bench.py priors --run /tmp/vqvae-bench/K512 --pixelcnn-minutes 25  # needs K=512
+    python benchmarks/vqvae_bench.py fd-spread     # FD/KID over repeated draws: how much one value says
 
 Training time is process CPU time (all threads; `time.process_time`), so the budget does not
 depend on what else runs on the machine; wall time is printed beside it. The held-out split is
@@ -223,6 +224,35 @@ def cmd_compare(args) -> None:
     print(f"command: python {shlex.join(sys.argv)}")
 
 
+def cmd_fd_spread(args) -> None:
+    """FD/KID of several independent draws of N samples from each trained prior, against the same
+    real statistics: how far one FD/KID number can be trusted with these features and this N."""
+    from genlab.data.registry import build_dataset as build
+    from genlab.eval.priors import _decode, _fd_kid, feature_evaluator
+    from genlab.train.loading import load_module
+    from genlab.train.prior_module import load_prior
+
+    torch.set_num_threads(args.threads)
+    run = Run.open(args.run)
+    module = load_module(run.path)
+    cfg, net = module.cfg, module.net
+    val = build(cfg.data, "val", cfg.trainer.seed)
+    real = torch.stack([val[i][0] for i in range(args.samples)])
+    evaluator = feature_evaluator(cfg, real, f"{cfg.data.name}-val-{cfg.data.image_size}-{run.path.name}")
+    print(f"# features: {evaluator.extractor.label}; N = {args.samples}")
+    print("| prior | draw | FD | KID |\n|---|---|---|---|")
+    for kind in args.kinds:
+        prior = load_prior(run.path, kind)
+        fds = []
+        for draw in range(args.draws):
+            maps = prior.sample(args.samples, generator=torch.Generator().manual_seed(1000 + draw))
+            r = _fd_kid(evaluator, _decode(net, maps))
+            fds.append(r["fd"])
+            print(f"| {kind} | {draw} | {r['fd']:.1f} | {r['kid']:.3f} +- {r['kid_std']:.3f} |", flush=True)
+        print(f"| {kind} | mean +- sd over {len(fds)} | {np.mean(fds):.1f} +- {np.std(fds, ddof=1):.1f} | |")
+    print(f"\ncommand: python {shlex.join(sys.argv)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
@@ -242,6 +272,13 @@ def main() -> None:
     c.add_argument("--out", default="/tmp/vqvae-bench")
     c.add_argument("--threads", type=int, default=2)
     c.set_defaults(func=cmd_compare)
+    f = sub.add_parser("fd-spread")
+    f.add_argument("--run", default="/tmp/vqvae-bench/K512")
+    f.add_argument("--kinds", nargs="+", default=["gmm", "pixelcnn"])
+    f.add_argument("--samples", type=int, default=500)
+    f.add_argument("--draws", type=int, default=3)
+    f.add_argument("--threads", type=int, default=2)
+    f.set_defaults(func=cmd_fd_spread)
     r = sub.add_parser("priors")
     r.add_argument("--run", default="/tmp/vqvae-bench/K512")
     r.add_argument("--kinds", nargs="+", default=["gmm", "vae", "pixelcnn"])
