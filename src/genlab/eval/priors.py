@@ -110,16 +110,15 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
                                                  {"bits_per_map": None, "bits_se": None})}
         # the VAE's positions are independent given z: sampled they look like noise, so its mode
         # (the most likely code at each position, as a VAE's mean image) is shown beside them
-        variants = [(kind, 1.0)] + ([("vae, mode per position", 0.0)] if kind == "vae" else [])
-        for name, temperature in variants:
+        variants = [(kind, kind, 1.0)] + ([("vae, mode per position", "vae_mode", 0.0)] if kind == "vae" else [])
+        for name, stem, temperature in variants:
             t0 = time.perf_counter()
             maps = prior.sample(n, generator=gen, temperature=temperature)
             sample_s = time.perf_counter() - t0
             images = _decode(net, maps)
-            save_grid(images[:100], run.samples / f"prior_{kind}{'_mode' if temperature == 0 else ''}.png", nrow=10)
-            row = {"prior": name, **(likelihood if temperature else {"nll": None, "bits_per_map": None,
-                                                                      "bits_se": None}),
-                   **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
+            save_grid(images[:100], run.samples / f"prior_{stem}.png", nrow=10)
+            scores = likelihood if temperature else {"nll": None, "bits_per_map": None, "bits_se": None}
+            row = {"prior": name, **scores, **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
                    "codes_used": int(torch.unique(maps).numel())}
             rows.append(row)
             if console is not None:

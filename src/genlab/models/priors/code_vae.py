@@ -69,10 +69,10 @@ class CodeVAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, shape: tuple[int, int] | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
-        if shape is not None and tuple(shape) != self.grid:
-            raise ValueError(f"this VAE models {self.grid} code maps, not {tuple(shape)}")
         """Code maps from z ~ N(0, I): each position drawn from p(code | z) at `temperature`, or
         with temperature 0 its most likely code (the analogue of showing a VAE's mean image)."""
+        if shape is not None and tuple(shape) != self.grid:
+            raise ValueError(f"this VAE models {self.grid} code maps, not {tuple(shape)}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         device = self.fc.weight.device
