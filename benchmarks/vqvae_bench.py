@@ -227,29 +227,27 @@ def cmd_compare(args) -> None:
 def cmd_fd_spread(args) -> None:
     """FD/KID of several independent draws of N samples from each trained prior, against the same
     real statistics: how far one FD/KID number can be trusted with these features and this N."""
-    from genlab.data.registry import build_dataset as build
-    from genlab.eval.priors import _decode, _fd_kid, feature_evaluator
+    from genlab.eval.priors import decode_maps, fd_kid, held_out_evaluator
     from genlab.train.loading import load_module
     from genlab.train.prior_module import load_prior
 
     torch.set_num_threads(args.threads)
     run = Run.open(args.run)
     module = load_module(run.path)
-    cfg, net = module.cfg, module.net
-    val = build(cfg.data, "val", cfg.trainer.seed)
-    real = torch.stack([val[i][0] for i in range(args.samples)])
-    evaluator = feature_evaluator(cfg, real, f"{cfg.data.name}-val-{cfg.data.image_size}-{run.path.name}")
-    print(f"# features: {evaluator.extractor.label}; N = {args.samples}")
+    net = module.net
+    evaluator, n = held_out_evaluator(module.cfg, run, args.samples)
+    print(f"# features: {evaluator.extractor.label}; N = {n}")
     print("| prior | draw | FD | KID |\n|---|---|---|---|")
     for kind in args.kinds:
         prior = load_prior(run.path, kind)
         fds = []
         for draw in range(args.draws):
-            maps = prior.sample(args.samples, generator=torch.Generator().manual_seed(1000 + draw))
-            r = _fd_kid(evaluator, _decode(net, maps))
+            maps = prior.sample(n, generator=torch.Generator().manual_seed(1000 + draw))
+            r = fd_kid(evaluator, decode_maps(net, maps))
             fds.append(r["fd"])
             print(f"| {kind} | {draw} | {r['fd']:.1f} | {r['kid']:.3f} +- {r['kid_std']:.3f} |", flush=True)
-        print(f"| {kind} | mean +- sd over {len(fds)} | {np.mean(fds):.1f} +- {np.std(fds, ddof=1):.1f} | |")
+        if len(fds) > 1:
+            print(f"| {kind} | mean +- sd over {len(fds)} | {np.mean(fds):.1f} +- {np.std(fds, ddof=1):.1f} | |")
     print(f"\ncommand: python {shlex.join(sys.argv)}")
 
 

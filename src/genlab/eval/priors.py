@@ -50,7 +50,7 @@ def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
     raise AssertionError("unreachable")
 
 
-def _fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
+def fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
     r = evaluator(images)
     return {"fd": r.value, "kid": r.kid_mean, "kid_std": r.kid_std}
 
@@ -67,8 +67,17 @@ def _frequency_bits(train: torch.Tensor, val: torch.Tensor, k: int) -> torch.Ten
 
 
 @torch.no_grad()
-def _decode(net, codes: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+def decode_maps(net, codes: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    """Images in [0, 1] from (N, H, W) code maps, a batch at a time."""
     return torch.cat([net.decode_indices(codes[i:i + batch_size]) for i in range(0, len(codes), batch_size)])
+
+
+def held_out_evaluator(cfg, run: Run, n: int):
+    """(FD/KID evaluator against the first n held-out images, n), n capped at the split's size."""
+    val_set = build_dataset(cfg.data, "val", cfg.trainer.seed)
+    n = min(n, len(val_set))
+    real = torch.stack([val_set[i][0] for i in range(n)])
+    return feature_evaluator(cfg, real, f"{cfg.data.name}-val-{cfg.data.image_size}-{run.path.name}"), n
 
 
 def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_samples: int | None = None,
@@ -90,10 +99,7 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
         raise GenlabError(f"{run.path}: no trained prior; train one with `genlab prior {run.path} --kind pixelcnn`")
     k, (h, w) = codes.num_codes, codes.grid
 
-    val_set = build_dataset(cfg.data, "val", cfg.trainer.seed)
-    n = min(n_samples or cfg.model.priors.eval_samples, len(val_set))
-    real = torch.stack([val_set[i][0] for i in range(n)])
-    evaluator = feature_evaluator(cfg, real, f"{cfg.data.name}-val-{cfg.data.image_size}-{run.path.name}")
+    evaluator, n = held_out_evaluator(cfg, run, n_samples or cfg.model.priors.eval_samples)
     gen = torch.Generator().manual_seed(seed)
 
     rows: list[dict[str, Any]] = []
@@ -102,7 +108,7 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
     rows.append({"prior": "code frequencies", "nll": "exact", **_bits(_frequency_bits(train_codes, val_codes, k)),
                  "fd": None, "kid": None, "kid_std": None})
     rows.append({"prior": "reconstructions", "nll": None, "bits_per_map": None, "bits_se": None,
-                 **_fd_kid(evaluator, _decode(net, val_codes[:n]))})
+                 **fd_kid(evaluator, decode_maps(net, val_codes[:n]))})
     for kind in kinds:
         prior = load_prior(run.path, kind)
         bits = prior.bits_per_map(val_codes, generator=torch.Generator().manual_seed(seed))
@@ -115,10 +121,10 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
             t0 = time.perf_counter()
             maps = prior.sample(n, generator=gen, temperature=temperature)
             sample_s = time.perf_counter() - t0
-            images = _decode(net, maps)
+            images = decode_maps(net, maps)
             save_grid(images[:100], run.samples / f"prior_{stem}.png", nrow=10)
             scores = likelihood if temperature else {"nll": None, "bits_per_map": None, "bits_se": None}
-            row = {"prior": name, **scores, **_fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
+            row = {"prior": name, **scores, **fd_kid(evaluator, images), "sample_seconds": round(sample_s, 1),
                    "codes_used": int(torch.unique(maps).numel())}
             rows.append(row)
             if console is not None:
