@@ -7,12 +7,17 @@ mistake the user can fix) prints as one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from genlab.errors import GenlabError
+from genlab.io import write_error
+
+# OSErrors a user causes and can fix (not bugs): full disk, read-only mount, no permission
+USER_OS_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 console = Console(highlight=False, soft_wrap=True)  # soft wrap: printed paths stay copyable
 
@@ -30,9 +35,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         cfg = Run.open(args.resume).config()
         if args.overrides:
-            from genlab.config import build_config, parse_overrides, _merge
+            from genlab.config import apply_overrides
 
-            cfg = build_config(_merge(cfg.to_dict(), parse_overrides(args.overrides)), "run config + overrides")
+            cfg = apply_overrides(cfg, args.overrides, "run config + overrides")
     else:
         if not args.config:
             raise GenlabError("genlab train needs a CONFIG (a YAML file or a bundled name) or --resume RUN")
@@ -100,12 +105,12 @@ def cmd_runs(args: argparse.Namespace) -> None:
 
 def _run_config_with(run_dir: str, overrides: list[str]):
     """A run's own config with dotted overrides applied (e.g. model.priors.pixelcnn.epochs=3)."""
-    from genlab.config import _merge, build_config, parse_overrides
+    from genlab.config import apply_overrides
     from genlab.runs import Run
 
     cfg = Run.open(run_dir).config()
     if overrides:
-        cfg = build_config(_merge(cfg.to_dict(), parse_overrides(overrides)), "run config + overrides")
+        cfg = apply_overrides(cfg, overrides, "run config + overrides")
     return cfg
 
 
@@ -306,6 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 2
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise  # anything else is a bug and keeps its traceback
+        # a full disk or a read-only / forbidden folder is the user's to fix: one line naming the file
+        console.print(f"[bold red]error:[/] {write_error(exc.filename or '?', exc)}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/] (Ctrl-C); what was finished is saved", soft_wrap=True)
+        return 130
     return 0
 
 

@@ -124,14 +124,14 @@ class VQVAEConfig(_Section):
     priors: PriorsConfig = Field(default_factory=PriorsConfig)
 
 
+# The model sections the schema accepts, chosen by `model.name`; `register_model_config` adds one.
+MODEL_CONFIGS: list[type[BaseModel]] = [VAEConfig, GANConfig, VQVAEConfig]
 ModelConfig = Annotated[Union[VAEConfig, GANConfig, VQVAEConfig], Field(discriminator="name")]
 
 
 def model_names() -> list[str]:
-    """The `model.name` values the schema accepts."""
-    union = get_args(ModelConfig)[0]
-    members = get_args(union) or (union,)
-    return [name for m in members for name in get_args(m.model_fields["name"].annotation)]  # dcgan, lsgan, bigan share one class
+    """The `model.name` values the schema accepts (dcgan, lsgan, bigan share one class)."""
+    return [name for m in MODEL_CONFIGS for name in get_args(m.model_fields["name"].annotation)]
 
 
 # --- the rest -----------------------------------------------------------------------------------
@@ -208,6 +208,23 @@ class ExperimentConfig(_Section):
         return self.model_dump(mode="json")
 
 
+def register_model_config(cls: type[BaseModel]) -> type[BaseModel]:
+    """Add a model section to the schema: a pydantic model with a `name: Literal[...]` field
+    (the value(s) `model.name` takes). Usable as a class decorator."""
+    names = get_args(cls.model_fields["name"].annotation) if "name" in cls.model_fields else ()
+    if not names:
+        raise TypeError(f"{cls.__name__} needs a `name: Literal[...]` field to be chosen by model.name")
+    taken = set(names) & set(model_names())
+    if taken and cls not in MODEL_CONFIGS:
+        raise ValueError(f"model name(s) {sorted(taken)} already registered")
+    if cls not in MODEL_CONFIGS:
+        MODEL_CONFIGS.append(cls)
+    # the discriminator stays on the field; only the union of members grows
+    ExperimentConfig.model_fields["model"].annotation = Union[tuple(MODEL_CONFIGS)]  # type: ignore[assignment]
+    ExperimentConfig.model_rebuild(force=True)
+    return cls
+
+
 # --- loading ------------------------------------------------------------------------------------
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """A path to a YAML file, or the name of a bundled config (`vae-dsprites-quick`)."""
@@ -242,14 +259,20 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return nested
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` laid over `base`, nested dicts merged key by key (neither is modified)."""
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_dicts(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str], source: str = "config + overrides") -> ExperimentConfig:
+    """`cfg` with dotted `key=value` overrides applied, validated again."""
+    return build_config(merge_dicts(cfg.to_dict(), parse_overrides(overrides)), source)
 
 
 def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
@@ -284,13 +307,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         resolved = resolve_config_path(path)
         source = str(resolved)
         try:
-            data = yaml.safe_load(resolved.read_text()) or {}
+            data = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise GenlabError(f"{resolved}: not a text file (not UTF-8); a config is a YAML file, "
+                              "e.g. configs/vae-dsprites-quick.yaml") from None
+        except OSError as exc:
+            raise GenlabError(f"{resolved}: cannot read the config ({exc.strerror or exc})") from None
         except yaml.YAMLError as exc:
             raise GenlabError(f"{resolved}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(data, dict):
             raise GenlabError(f"{resolved}: expected a mapping at the top level")
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge_dicts(data, parse_overrides(overrides))
         source += " + overrides"
     return build_config(data, source)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from genlab.errors import GenlabError
 
 
 def cache_dir(*parts: str) -> Path:
@@ -24,23 +27,62 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_error(path: str | os.PathLike, exc: OSError, kept: str = "") -> GenlabError:
+    """One line for a failed write (disk full, read-only folder, no permission): what, why, the fix."""
+    why = exc.strerror or type(exc).__name__
+    hint = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+            errno.EROFS: "the folder is read-only; copy the run somewhere writable (or pass --out)",
+            errno.EACCES: "no permission; copy the run somewhere writable (or pass --out)",
+            errno.EPERM: "no permission; copy the run somewhere writable (or pass --out)"}.get(exc.errno, "")
+    parts = [f"could not write {path} ({why})", kept, hint]
+    return GenlabError("; ".join(p for p in parts if p))
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, kept: str = "the previous version was kept") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
-    Readers never see a half-written file, and a crash leaves the old file intact.
+    Readers never see a half-written file, and a crash or a full disk leaves the old file intact:
+    the temp file lives in the destination folder (a rename never crosses filesystems) and is
+    fsynced before the rename. A failed write raises a one-line GenlabError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes 0600 files; a run's files are as readable as any other file the user creates
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise write_error(path, exc, kept if path.exists() else "") from None
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (best effort: some filesystems refuse to open folders)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -8,21 +8,29 @@
     <run>/reconstructions/   per-epoch reconstruction grids
     <run>/plots/             loss curves and other figures
     <run>/eval/              evaluation tables (JSON)
+    <run>/priors/<kind>/     priors over a VQ-VAE run's code maps
+
+`Run.load_model` and `Run.load_prior` give back plain nn.Modules (no Lightning needed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import torch
 import yaml
+from torch import nn
 
 from genlab.config import ExperimentConfig, build_config, dump_config
 from genlab.errors import GenlabError
-from genlab.io import atomic_write_json, atomic_write_text
+from genlab.io import atomic_write_json, atomic_write_text, write_error
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -106,6 +114,36 @@ class Run:
     def config(self) -> ExperimentConfig:
         return build_config(yaml.safe_load(self.config_path.read_text()) or {}, str(self.config_path))
 
+    # --- one process per run ----------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process: a second process is refused naming the holder's PID.
+
+        An flock dies with its process, so the lock of a killed run (kill -9) is simply taken
+        over. The PID in the file is only the message; it is written in place because the lock
+        is on this very file (an atomic rename would swap the locked inode)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(self.lock_path, exc) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise GenlabError(f"{self.path} is in use by another genlab process (PID {holder}); wait for "
+                                  f"it to finish or stop it (kill {holder})") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
     # --- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         if not self.status_path.is_file():
@@ -118,6 +156,52 @@ class Run:
         record = {k: v for k, v in self.status().items() if k != "status"}
         record.update(status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
         atomic_write_json(self.status_path, record)
+
+    def prior_dir(self, kind: str) -> Path:
+        return self.path / "priors" / kind
+
+    # --- trained models -----------------------------------------------------------------------
+    def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+        """The run's trained model as a plain nn.Module (the contract of `genlab.models.contract`;
+        a GAN samples from its EMA generator when it has one), in eval mode on `device`."""
+        from genlab.checkpoints import checkpoint_config, model_from_checkpoint, read_checkpoint
+
+        path = self.checkpoint(which)
+        ckpt = read_checkpoint(path)
+        cfg = self.config()
+        # the checkpoint's own config describes its weights; config.yaml may carry later resume settings
+        saved = checkpoint_config(ckpt, path) if ckpt["genlab"].get("model") == cfg.model.name else None
+        return model_from_checkpoint(ckpt, saved or cfg, path, self.config_path).to(device)
+
+    def load_prior(self, kind: str) -> Any:
+        """A trained prior over this VQ-VAE run's code maps (the `CodePrior` protocol of
+        `genlab.models.priors`), in eval mode on the CPU."""
+        import pickle
+
+        from genlab.models.priors import PRIOR_KINDS
+        from genlab.models.registry import build_neural_prior
+
+        if kind not in PRIOR_KINDS:
+            raise GenlabError(f"unknown prior kind {kind!r} (choose from {', '.join(PRIOR_KINDS)})")
+        folder = self.prior_dir(kind)
+        if kind == "gmm":
+            path = folder / "prior.pkl"
+            if not path.is_file():
+                raise GenlabError(f"{path} not found: fit it with `genlab prior {self.path} --kind gmm`")
+            return pickle.loads(path.read_bytes())
+        path = folder / "prior.pt"
+        if not path.is_file():
+            raise GenlabError(f"{path} not found: train it with `genlab prior {self.path} --kind {kind}`")
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise GenlabError(f"{path}: not a readable prior ({type(exc).__name__}: {exc})") from None
+        net = build_neural_prior(kind, build_config(saved["config"], str(path)), tuple(saved["grid"]))
+        try:
+            net.load_state_dict(saved["state_dict"])
+        except RuntimeError as exc:
+            raise GenlabError(f"{path}: weights do not fit a {kind} prior ({str(exc).splitlines()[0]})") from None
+        return net.eval()
 
     def checkpoint(self, which: str = "best") -> Path:
         """The best checkpoint (by validation metric), falling back to the last one."""

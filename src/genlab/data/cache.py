@@ -143,6 +143,9 @@ def open_or_build(source: str, files: Sequence[str], transform: ImageTransform, 
             cache = ImageCache(folder)
             if cache.key == key and cache.array.shape == (len(files), transform.channels, transform.size,
                                                           transform.size):
+                if cache.skipped and not skip_corrupt:
+                    # built by a skip_corrupt run: without it, stop at the first bad file as a fresh decode would
+                    raise GenlabError(f"{cache.skipped[0]} ({len(cache.skipped)} unreadable image(s) in all)")
                 return cache
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             pass

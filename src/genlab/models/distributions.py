@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -35,4 +34,7 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, sigma: float) -
 def bernoulli_log_likelihood(x: torch.Tensor, probs: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """log Bernoulli(x; probs) summed over (C, H, W); x may be fractional (then it is a cross-entropy)."""
     probs = probs.clamp(eps, 1 - eps)
-    return -F.binary_cross_entropy(probs, x.expand_as(probs), reduction="none").flatten(-3).sum(-1)
+    # written out rather than F.binary_cross_entropy, which raises on NaN probabilities: a diverged
+    # model must reach the training NaN guard as a NaN loss
+    x = x.expand_as(probs)
+    return (x * probs.log() + (1 - x) * (1 - probs).log()).flatten(-3).sum(-1)

@@ -1,7 +1,8 @@
-"""Callbacks shared by every model: image grids, throughput, RNG state, interruption, status."""
+"""Callbacks shared by every model: image grids, throughput, RNG state, interruption, status, optimiser settings."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from genlab.config import OptimizerConfig
+from genlab.errors import GenlabError
 from genlab.runs import Run
 from genlab.viz.grids import originals_over_reconstructions, save_grid
 
@@ -25,7 +28,7 @@ class ImageGrids(L.Callback):
         self.originals: torch.Tensor | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.noise = pl_module.noise(self.n, torch.Generator().manual_seed(self.seed))
+        self.noise = pl_module.net.noise(self.n, torch.Generator().manual_seed(self.seed)).cpu()
         val = trainer.datamodule.val_set if trainer.datamodule is not None else None
         if val is not None and len(val) > 0:
             idx = torch.linspace(0, len(val) - 1, min(50, len(val))).long().tolist()
@@ -46,14 +49,15 @@ class ImageGrids(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         device = pl_module.device
-        samples = pl_module.sample_images(self.noise.to(device))
+        samples = pl_module.net.sample(self.noise.to(device))
         save_grid(samples, self.run.samples / f"epoch_{epoch:03d}.png", nrow=10)
-        if self.originals is not None:
+        if self.originals is not None and pl_module.net.has_encoder:
             x = self.originals.to(device)
-            recon = pl_module.reconstruct_images(x)
+            recon = pl_module.net.reconstruct(x)
             if recon is not None:
-                grid = originals_over_reconstructions(x, recon, per_row=10)
-                save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=10)
+                per_row = min(10, x.shape[0])
+                grid = originals_over_reconstructions(x, recon, per_row=per_row)
+                save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=per_row)
         pl_module.train(was_training)
 
 
@@ -115,9 +119,33 @@ class RunLifecycle(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
-            trainer.save_checkpoint(self.run.last_checkpoint)
+            try:
+                trainer.save_checkpoint(self.run.last_checkpoint)
+                message = (f"saved {self.run.last_checkpoint}; continue with: genlab train --resume {self.run.path}")
+            except GenlabError as exc:  # e.g. a full disk: the previous last.ckpt is still there
+                message = f"{exc}; continue with: genlab train --resume {self.run.path}"
             if trainer.is_global_zero:
-                self.run.set_status("interrupted", message=f"saved {self.run.last_checkpoint}; "
-                                    f"continue with: genlab train --resume {self.run.path}")
+                self._status("interrupted", message)
         elif trainer.is_global_zero:
-            self.run.set_status("failed", message=f"{type(exception).__name__}: {exception}")
+            self._status("failed", f"{type(exception).__name__}: {exception}")
+
+    def _status(self, status: str, message: str) -> None:
+        # never let a second failure (status.json on a full disk) hide the first one
+        with contextlib.suppress(GenlabError):
+            self.run.set_status(status, message=message)
+
+
+class OptimizerSettings(L.Callback):
+    """Applies the config's optimizer settings to the optimisers restored from a checkpoint, which
+    would otherwise keep the checkpoint's lr: a resumed run does what its config.yaml says."""
+
+    def __init__(self, settings: OptimizerConfig) -> None:
+        self.settings = settings
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        s = self.settings
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.update(lr=s.lr, weight_decay=s.weight_decay)
+                if "betas" in group:
+                    group["betas"] = tuple(s.betas)

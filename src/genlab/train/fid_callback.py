@@ -86,14 +86,17 @@ class FIDCallback(L.Callback):
             n = min(self.settings.n, len(self.order))
             if self.extractor is None:
                 self.extractor = build_extractor(self.settings, self._real_batches(n))
-            self.evaluator = FIDEvaluator(self.extractor, self._real_stats(self.settings.n),
+            if n < self.settings.n:  # a tiny training set: fewer real images, said once, instead of a crash
+                warnings.warn(f"model.fid.n={self.settings.n} but the training set has only {n} images; the "
+                              f"per-epoch FID uses {n} real images", stacklevel=2)
+            self.evaluator = FIDEvaluator(self.extractor, self._real_stats(n),
                                           self.settings.batch_size, self.settings.kid_subset_size)
         return self.evaluator
 
     # --- generated images -------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, pl_module: Any, evaluator: FIDEvaluator, n: int) -> FIDResult:
-        """FID/KID of `n` images from `pl_module.sample_images`, always from the same noise."""
+        """FID/KID of `n` images from `pl_module.net.sample`, always from the same noise."""
         was_training = pl_module.training
         pl_module.eval()
         gen = torch.Generator().manual_seed(self.settings.seed + 1)
@@ -101,8 +104,8 @@ class FIDCallback(L.Callback):
 
         def fakes() -> Iterator[torch.Tensor]:
             for start in range(0, n, bs):
-                z = pl_module.noise(min(bs, n - start), gen).to(pl_module.device)
-                yield pl_module.sample_images(z).float()
+                z = pl_module.net.noise(min(bs, n - start), gen).to(pl_module.device)
+                yield pl_module.net.sample(z).float()
         try:
             return evaluator(fakes(), n)
         finally:

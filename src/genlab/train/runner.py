@@ -3,8 +3,10 @@ fits, and writes the end-of-run artefacts. The CLI and the Python API both come 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from genlab.config import ExperimentConfig
 from genlab.errors import GenlabError
 from genlab.runs import Run
-from genlab.train.callbacks import ImageGrids, RNGState, RunLifecycle, Throughput
+from genlab.train.callbacks import ImageGrids, OptimizerSettings, RNGState, RunLifecycle, Throughput
+from genlab.train.checkpoint_io import AtomicCheckpointIO, resume_checkpoint
 from genlab.train.datamodule import GenlabDataModule
 from genlab.train.metrics_log import RunMetricsLogger
 from genlab.train.registry import build_module, module_class
@@ -39,7 +42,7 @@ def _is_launched_worker() -> bool:
 def open_or_create_run(cfg: ExperimentConfig, resume: str | Path | None) -> Run:
     if resume is not None:
         run = Run.open(resume)
-        if not run.last_checkpoint.is_file():
+        if not run.last_checkpoint.is_file() and not run.best_checkpoint.is_file():
             raise GenlabError(f"{run.path}: nothing to resume (no {run.last_checkpoint.name} in {run.checkpoints})")
         return run
     if _is_launched_worker() and os.environ.get(RUN_DIR_ENV):
@@ -63,6 +66,7 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False)
     callbacks: list[L.Callback] = [best, last, RNGState(), RunLifecycle(run), Throughput(),
+                                   OptimizerSettings(cfg.optimizer),
                                    ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
@@ -81,6 +85,7 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
         log_every_n_steps=t.log_every_n_steps,
         logger=RunMetricsLogger(run.path),
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,  # it would consume RNG draws that an uninterrupted run never made
@@ -92,30 +97,54 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
 def train(cfg: ExperimentConfig, resume: str | Path | None = None,
           extra_callbacks: list[L.Callback] | None = None) -> Run:
     """Train `cfg` in a new run directory, or continue `resume` (a run directory) from last.ckpt."""
-    run = open_or_create_run(cfg, resume)
-    if resume is not None:
-        cfg = _resumed_config(run, cfg)
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    module = build_module(cfg)
-    datamodule = GenlabDataModule(cfg.data, seed=cfg.trainer.seed)
-    trainer = build_trainer(cfg, run, extra_callbacks)
-    ckpt = str(run.last_checkpoint) if resume is not None else None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-        warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-        except SIGTERMException:
-            raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
-                              f"Continue with: genlab train --resume {run.path}") from None
-    if trainer.is_global_zero:
-        finish_run(run, cfg)
+    with contextlib.ExitStack() as held:
+        run, ckpt = None, None
+        if resume is not None:
+            run = open_or_create_run(cfg, resume)
+            hold(held, run)
+            ckpt = str(resume_checkpoint([run.last_checkpoint, run.best_checkpoint], warn=_say))
+            cfg = _resumed_config(run, cfg)
+        L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+        module = build_module(cfg)
+        datamodule = GenlabDataModule(cfg.data, seed=cfg.trainer.seed)
+        datamodule.setup("fit")  # a missing or corrupt dataset fails here, before a run folder exists
+        if run is None:
+            run = open_or_create_run(cfg, None)
+            hold(held, run)
+        trainer = build_trainer(cfg, run, extra_callbacks)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+            warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+            except SIGTERMException:
+                raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
+                                  f"Continue with: genlab train --resume {run.path}") from None
+        if trainer.is_global_zero:
+            try:
+                finish_run(run, cfg)
+            except KeyboardInterrupt:  # a late Ctrl-C: the weights are saved, only the report is missing
+                run.set_status("interrupted", message=f"training finished; report not written: "
+                               f"genlab report {run.path}")
+                raise GenlabError(f"interrupted after training; the checkpoints are saved. Write the report "
+                                  f"with: genlab report {run.path}") from None
     return run
 
 
+def hold(stack: contextlib.ExitStack, run: Run) -> None:
+    """Take the run's lock for this process (rank 0 only: DDP workers run under their launcher's lock)."""
+    if not _is_launched_worker():
+        stack.enter_context(run.lock())
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def _resumed_config(run: Run, cfg: ExperimentConfig) -> ExperimentConfig:
-    """A resumed run keeps its model and data; the trainer settings (e.g. more epochs) may change."""
+    """A resumed run keeps its model and data; the trainer settings (e.g. more epochs) may change, and
+    optimizer.* is applied to the restored optimisers (OptimizerSettings), so config.yaml stays true."""
     saved = run.config()
     for section in ("model", "data"):
         if getattr(cfg, section) != getattr(saved, section):

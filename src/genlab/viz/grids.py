@@ -21,6 +21,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, padding: i
 
 def originals_over_reconstructions(x: torch.Tensor, recon: torch.Tensor, per_row: int = 10) -> torch.Tensor:
     """Interleave rows: a row of originals, then the row of their reconstructions, and so on."""
+    per_row = max(1, min(per_row, x.shape[0]))  # a tiny validation split gives fewer than one row
     n = (x.shape[0] // per_row) * per_row
     x, recon = x[:n].cpu(), recon[:n].cpu()
     rows = [t for i in range(0, n, per_row) for t in (x[i : i + per_row], recon[i : i + per_row])]

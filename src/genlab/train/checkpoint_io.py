@@ -1,0 +1,55 @@
+"""Checkpoints written atomically beside their final path, and checked before a resume uses them.
+
+Lightning's own writer stages the file in the system temp folder and copies it across
+filesystems, so a full disk leaves a truncated last.ckpt at its final path. Here the temp file
+lives in the checkpoint folder, is fsynced, then renamed: a failed write keeps the old file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+
+from genlab.errors import GenlabError
+from genlab.io import atomic_path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        path = Path(path)
+        with atomic_path(path, kept=f"the previous {path.name} was kept") as tmp:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why `path` cannot be resumed from (truncated, not a checkpoint), or None when it loads."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        return "not a Lightning checkpoint (no state_dict)"
+    return None
+
+
+def resume_checkpoint(candidates: list[Path], warn=print) -> Path:
+    """The first of `candidates` (last.ckpt, then fallbacks) that loads; says when it had to fall back."""
+    problems = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if problems:
+                warn(f"warning: {'; '.join(problems)}; resuming from {path} instead")
+            return path
+        problems.append(f"{path} is damaged ({problem})")
+    if problems:
+        raise GenlabError(f"{'; '.join(problems)}; no usable checkpoint left to resume from "
+                          "(start the run again)")
+    raise GenlabError(f"nothing to resume: none of {', '.join(os.fspath(p) for p in candidates)} exists")
