@@ -132,3 +132,11 @@ def test_a_killed_build_is_cleaned_up(bitmoji_root):
     shutil.rmtree(first.cache.folder)
     _ds(bitmoji_root)
     assert not dead.exists() and live.exists()
+
+
+def test_a_cache_built_with_skip_corrupt_does_not_skip_for_a_run_without_it(bitmoji_root):
+    bad = bitmoji_root / "images" / "0004.jpg"
+    bad.write_bytes(bad.read_bytes()[:100])  # a truncated JPEG
+    assert len(_ds(bitmoji_root, skip_corrupt=True)) == 9
+    with pytest.raises(GenlabError, match=r"0004\.jpg: corrupt or truncated"):
+        _ds(bitmoji_root, skip_corrupt=False)  # the same cache key, but this run must stop at the bad file

@@ -7,6 +7,7 @@ lives in the checkpoint folder, is fsynced, then renamed: a failed write keeps t
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -21,9 +22,17 @@ from genlab.io import atomic_path
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
         path = Path(path)
+        # serialised in memory first: torch.save straight into a file turns ENOSPC into an opaque
+        # RuntimeError from its zip writer, and the one-line message needs the real OSError
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         with atomic_path(path, kept=f"the previous {path.name} was kept") as tmp:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
+            write_file(tmp, buffer.getbuffer())
+
+
+def write_file(path: Path, data: memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import DataConfig, GANFIDConfig
 from genlab.errors import GenlabError
@@ -64,12 +65,20 @@ class FIDCallback(L.Callback):
         self.record: dict[str, Any] = {}
         self.real_set = None
         self.order: list[int] = []
+        self.trainer: L.Trainer | None = None
+
+    def stop_if_asked(self) -> None:
+        """Lightning only checks for SIGTERM between training batches; an FID of thousands of images
+        (the final one runs after the last batch) checks it itself, once per batch of images."""
+        if self.trainer is not None and self.trainer.received_sigterm:
+            raise SIGTERMException
 
     # --- real images ------------------------------------------------------------------------------
     def _real_batches(self, n: int) -> Callable[[], Iterator[torch.Tensor]]:
         def batches() -> Iterator[torch.Tensor]:
             bs = self.settings.batch_size
             for start in range(0, n, bs):
+                self.stop_if_asked()
                 yield torch.stack([self.real_set[i][0] for i in self.order[start:start + bs]])
         return batches
 
@@ -104,6 +113,7 @@ class FIDCallback(L.Callback):
 
         def fakes() -> Iterator[torch.Tensor]:
             for start in range(0, n, bs):
+                self.stop_if_asked()
                 z = pl_module.net.noise(min(bs, n - start), gen).to(pl_module.device)
                 yield pl_module.net.sample(z).float()
         try:
@@ -114,6 +124,7 @@ class FIDCallback(L.Callback):
     # --- hooks --------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self.run = Run(Path(trainer.default_root_dir))
+        self.trainer = trainer
         if getattr(trainer, "datamodule", None) is None or getattr(trainer.datamodule, "train_set", None) is None:
             raise GenlabError("FID during training needs the real images of a GenlabDataModule (train via "
                               "genlab.train.runner.train), or set model.fid.every_n_epochs=0 and model.fid.final_n=0")
