@@ -44,7 +44,7 @@ def use_tensors(train: torch.Tensor, val: torch.Tensor) -> None:
     from genlab.data import registry
 
     sets = {"train": TensorDataset(train, torch.zeros(len(train))), "val": TensorDataset(val, torch.zeros(len(val)))}
-    registry._BUILDERS["bitmoji"] = lambda cfg, split, seed: sets[split]
+    registry.BUILDERS["bitmoji"] = lambda cfg, split, seed: sets[split]
 
 
 def config(model: str, args, runs: Path, *overrides: str):

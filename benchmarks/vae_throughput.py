@@ -69,7 +69,7 @@ class _Timer(L.Callback):
 
 
 def genlab_loop(n: int, batch: int, device: str, precision: str, channels_last: bool) -> float:
-    registry._BUILDERS["dsprites"] = lambda cfg, split, seed: make_data(n if split == "train" else batch)
+    registry.BUILDERS["dsprites"] = lambda cfg, split, seed: make_data(n if split == "train" else batch)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config("vae-dsprites", [
             f"data.batch_size={batch}", "trainer.max_epochs=1", "trainer.progress_bar=false",

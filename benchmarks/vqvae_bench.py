@@ -162,9 +162,9 @@ def cmd_priors(args) -> None:
         overrides.append(f"model.priors.vae.epochs={args.vae_epochs}")
     overrides += args.overrides
     overrides.append(f"model.priors.eval_samples={args.samples}")
-    from genlab.config import _merge, build_config, parse_overrides
+    from genlab.config import apply_overrides
 
-    cfg = build_config(_merge(cfg.to_dict(), parse_overrides(overrides)), "bench")
+    cfg = apply_overrides(cfg, overrides, "bench")
     run.prepare(cfg)
     times = {}
     c0, w0 = time.process_time(), time.perf_counter()

@@ -28,7 +28,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def tiny_data(monkeypatch):
     """Replace the dSprites builder by `tiny_images` for this test."""
-    monkeypatch.setitem(registry._BUILDERS, "dsprites", lambda cfg, split, seed: tiny_images(split))
+    monkeypatch.setitem(registry.BUILDERS, "dsprites", lambda cfg, split, seed: tiny_images(split))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def x() -> torch.Tensor:
 
 def outputs(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
     mean, logvar = model.encode(x)
-    return {"sample": model.sample(6, seed=3), "mean": mean, "logvar": logvar,
+    return {"sample": model.generate(6, seed=3), "mean": mean, "logvar": logvar,
             "reconstruct": model.reconstruct(x), "decode": model.decode(mean)}
 
 
@@ -56,13 +56,14 @@ def test_loaded_model_matches_the_trained_network(run, x):
     from genlab.train.loading import load_module
 
     model = genlab.load(run.path)
-    net = load_module(run.path).net  # the reference: the run's own network
+    net = load_module(run.path).net  # the reference: the network inside the run's training module
     assert model.name == "vae" and model.config.model.latent_dim == 8 and model.device.type == "cpu"
     assert not model.training
-    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(3))  # what sample(seed=3) draws
-    torch.testing.assert_close(model.sample(6, seed=3), net.decode(z))
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(3))  # what generate(6, seed=3) draws
+    torch.testing.assert_close(model.generate(6, seed=3), net.decode(z))
+    torch.testing.assert_close(model.sample(z), net.decode(z))
     torch.testing.assert_close(model.reconstruct(x), net.decode(net.encode(x)[0]))
-    samples = model.sample(5)
+    samples = model.generate(5)
     assert samples.shape == (5, 1, 64, 64) and 0 <= samples.min() and samples.max() <= 1
     assert model.latent_dim == 8  # attributes of the network are reachable
 
@@ -71,7 +72,7 @@ def test_log_likelihood_is_the_importance_sampling_estimate(run, x):
     from genlab.eval.importance import importance_sampling
 
     model = genlab.load(run.path)
-    ll = model.log_likelihood(x, samples=32, seed=1)
+    ll = model.log_px(x, samples=32, seed=1)
     ref = importance_sampling(model.net, x, n_samples=32, seed=1)
     assert ll.shape == (4,) and torch.isfinite(ll).all()
     torch.testing.assert_close(ll, torch.as_tensor(ref.log_px))
@@ -82,14 +83,14 @@ def test_log_likelihood_is_the_importance_sampling_estimate(run, x):
 def test_methods_exist_only_where_the_model_has_them():
     from genlab.api import TrainedModel
     from genlab.config import build_config
-    from genlab.train.registry import build_module
+    from genlab.models.registry import build_model
 
-    gan = TrainedModel(build_module(build_config({"model": {"name": "dcgan", "g_width": 8, "d_width": 8},
-                                                  "data": {"channels": 3}})), Path("gan"))
-    assert gan.sample(2, seed=0).shape[0] == 2
+    cfg = build_config({"model": {"name": "dcgan", "g_width": 8, "d_width": 8}, "data": {"channels": 3}})
+    gan = TrainedModel(build_model(cfg), cfg, Path("gan"))
+    assert gan.generate(2, seed=0).shape[0] == 2
     assert not hasattr(gan, "encode") and not hasattr(gan, "reconstruct")
     with pytest.raises(GenlabError, match="no likelihood"):
-        gan.log_likelihood(torch.rand(2, 3, 64, 64))
+        gan.log_px(torch.rand(2, 3, 64, 64))
 
 
 # --- export round trips -----------------------------------------------------------------------
@@ -100,7 +101,7 @@ def test_export_then_load_gives_the_same_outputs(run, x, tmp_path, target):
     assert weights.is_file() and config.is_file()
     assert yaml.safe_load(config.read_text()) == run.config().to_dict()
     with safe_open(str(weights), framework="pt") as fh:
-        assert fh.metadata()["model"] == "vae" and fh.metadata()["format"] == "1"
+        assert fh.metadata()["model"] == "vae" and fh.metadata()["format"] == "2"
     assert_same(outputs(genlab.load(run.path), x), outputs(genlab.load(tmp_path / target), x))
 
 

@@ -1,12 +1,12 @@
 """The notebook API: `genlab.load(...)` gives back a trained model, `genlab.export(...)` writes it out.
 
     model = genlab.load("runs/vae-dsprites-quick-20250101-120000")
-    x = model.sample(16)                    # images in [0, 1], NCHW
+    x = model.generate(16, seed=0)          # images in [0, 1], NCHW (= model.sample(model.noise(16, g)))
     mean, logvar = model.encode(x)          # where the model has an encoder
-    log_px = model.log_likelihood(x)        # nats per image (importance sampling), VAE-like models
+    log_px = model.log_px(x)                # nats per image (importance sampling), VAE-like models
 
 `load` accepts a run directory, an export (folder or X.safetensors) or a single .ckpt file; every
-path goes through `genlab.train.loading`, so the same checks (another tool, another checkpoint
+path goes through `genlab.checkpoints`, so the same checks (another tool, another checkpoint
 format, another model, weights that do not fit) give the same one-line `GenlabError`.
 """
 
@@ -24,22 +24,16 @@ from genlab.io import atomic_path, atomic_write_text
 
 
 class TrainedModel(nn.Module):
-    """A trained model: the plain `nn.Module` of the run (`.net`) plus the sampling hook of its
-    training module. Attributes of `.net` (`encode`, `decode`, `reconstruct`, `latent_dim`, ...)
-    are reachable directly, so a method exists here exactly when the model has it."""
+    """A trained model: the run's plain `nn.Module` (`.net`, keeping `genlab.models.contract`)
+    with its config. Attributes of `.net` (`noise`, `sample`, `generate`, `encode`, `decode`,
+    `reconstruct`, `latent_dim`, ...) are reachable directly, so a method exists here exactly
+    when the model has it, and takes and gives images in [0, 1] for every model."""
 
-    def __init__(self, module: nn.Module, source: Path) -> None:
+    def __init__(self, net: nn.Module, config: ExperimentConfig, source: Path) -> None:
         super().__init__()
-        self.module = module
+        self.net = net
+        self.config = config
         self.source = source
-
-    @property
-    def net(self) -> nn.Module:
-        return self.module.net
-
-    @property
-    def config(self) -> ExperimentConfig:
-        return self.module.cfg
 
     @property
     def name(self) -> str:
@@ -54,7 +48,7 @@ class TrainedModel(nn.Module):
             return super().__getattr__(name)  # parameters, buffers, submodules
         except AttributeError:
             pass
-        net = super().__getattr__("module").net
+        net = super().__getattr__("net")
         if name.startswith("_") or not hasattr(net, name):
             raise AttributeError(f"a {type(net).__name__} ({self.config.model.name}) has no {name!r}")
         return getattr(net, name)
@@ -62,19 +56,7 @@ class TrainedModel(nn.Module):
     def __repr__(self) -> str:
         return f"TrainedModel({self.name}, from {self.source}, on {self.device})"
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """`n` images from the model, in [0, 1] (NCHW), on the model's device; `seed` makes them
-        repeatable (the same draw as `genlab sample --seed`)."""
-        g = torch.Generator()
-        if seed is None:
-            g.seed()
-        else:
-            g.manual_seed(seed)
-        noise = self.module.noise(n, g).to(self.device)
-        return self.module.sample_images(noise)
-
-    def log_likelihood(self, x: torch.Tensor, samples: int = 1000, seed: int = 0) -> torch.Tensor:
+    def log_px(self, x: torch.Tensor, samples: int = 1000, seed: int = 0) -> torch.Tensor:
         """log p(x) in nats per image, by importance sampling with the encoder as proposal (`samples`
         draws per image). For standard errors and the other estimators see `genlab.eval`."""
         from genlab.eval.importance import importance_sampling
@@ -88,34 +70,39 @@ class TrainedModel(nn.Module):
 
 def load(path: str | Path, device: str | torch.device = "cpu", which: str = "best") -> TrainedModel:
     """The trained model in `path` (a run directory, an export folder, X.safetensors, or a .ckpt),
-    in eval mode on `device`. `which` picks the run's best or last checkpoint."""
-    from genlab.train import loading
+    in eval mode on `device`. `which` picks the run's best or last checkpoint. Lightning is not
+    imported."""
+    from genlab import checkpoints
+    from genlab.runs import Run
 
     path = Path(path)
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
-        module = loading.load_module(path, which=which, device=device)
-    elif path.suffix == ".safetensors" or (path / loading.EXPORT_WEIGHTS).is_file():
-        module = loading.load_export(path, device=device)
+        run = Run.open(path)
+        net, cfg = run.load_model(which), run.config()
+    elif path.suffix == ".safetensors" or (path / checkpoints.EXPORT_WEIGHTS).is_file():
+        net, cfg = checkpoints.load_export(path)
     elif path.is_file():
-        module = loading.load_checkpoint_file(path, device=device)
+        net, cfg = checkpoints.load_checkpoint_file(path)
     elif path.exists():
         raise GenlabError(f"{path}: not a genlab run directory or export (no config.yaml with checkpoints/, "
-                          f"no {loading.EXPORT_WEIGHTS}); pass the folder `genlab train` printed")
+                          f"no {checkpoints.EXPORT_WEIGHTS}); pass the folder `genlab train` printed")
     else:
         raise GenlabError(f"{path}: no such run directory, export or checkpoint")
-    return TrainedModel(module, path).eval()
+    return TrainedModel(net, cfg, path).to(device).eval()
 
 
 def export(run_dir: str | Path, path: str | Path, which: str = "best") -> Path:
-    """Write the run's weights as safetensors with its config beside them: `path` is a folder
+    """Write the run's model weights as safetensors with its config beside them: `path` is a folder
     (model.safetensors + config.yaml) or X.safetensors (with X.yaml). Returns the weights file."""
     from safetensors.torch import save_model
 
-    from genlab.train import loading
+    from genlab import checkpoints
+    from genlab.runs import Run
 
-    module = loading.load_module(run_dir, which=which, device="cpu")
-    weights, config = loading.export_paths(path)
+    run = Run.open(run_dir)
+    net, cfg = run.load_model(which), run.config()
+    weights, config = checkpoints.export_paths(path)
     with atomic_path(weights) as tmp:
-        save_model(module, str(tmp), metadata=loading.export_stamp(module.cfg))
-    atomic_write_text(config, dump_config(module.cfg))
+        save_model(net, str(tmp), metadata=checkpoints.export_stamp(cfg))
+    atomic_write_text(config, dump_config(cfg))
     return weights

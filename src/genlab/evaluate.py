@@ -10,7 +10,6 @@ from rich.console import Console
 from genlab.data.registry import build_dataset
 from genlab.errors import GenlabError
 from genlab.runs import Run
-from genlab.train.loading import load_module
 
 ALL_ESTIMATORS = ("is", "appendix-d", "ais")
 
@@ -39,7 +38,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
         estimators = list(ALL_ESTIMATORS)
     n_images = n_images or cfg.eval.n_images
     samples = samples or cfg.eval.samples
-    model = load_module(run.path, which=which, device=device).net
+    model = run.load_model(which, device)
     images, ids = pick_images(run, n_images, seed)
     table = loglik_table(model, images.to(device), ids, estimators=tuple(dict.fromkeys(estimators)),
                          samples=samples, seed=seed, appendix_d=dict(cfg.eval.appendix_d), ais=dict(cfg.eval.ais))

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from genlab.runs import Run
-from genlab.train.loading import load_module
 from genlab.viz.grids import save_grid
 
 
@@ -16,8 +15,7 @@ def sample_grid(run_dir: str | Path, n: int = 100, out: str | Path | None = None
                 which: str = "best", device: str = "cpu") -> Path:
     """Draw `n` samples with a seeded generator and save them as a grid (10 per row)."""
     run = Run.open(run_dir)
-    module = load_module(run.path, which=which, device=device)
-    noise = module.noise(n, torch.Generator().manual_seed(seed)).to(device)
-    images = module.sample_images(noise)
+    model = run.load_model(which, device)
+    images = model.sample(model.noise(n, torch.Generator().manual_seed(seed)))
     out = Path(out) if out else run.samples / "sample_grid.png"
     return save_grid(images, out, nrow=min(10, n))

@@ -53,17 +53,18 @@ def test_pixelcnn_windowed_rows_give_the_full_logits():
 
 def test_pixelcnn_samples():
     torch.manual_seed(0)
-    net = GatedPixelCNN(num_codes=6, hidden=8, layers=2).eval()
-    s = net.sample(3, (4, 5), generator=torch.Generator().manual_seed(0))
+    net = GatedPixelCNN(num_codes=6, hidden=8, layers=2, grid=(4, 5)).eval()
+    s = net.sample(3, generator=torch.Generator().manual_seed(0))
     assert s.shape == (3, 4, 5) and s.dtype == torch.int64 and 0 <= int(s.min()) and int(s.max()) < 6
-    again = net.sample(3, (4, 5), generator=torch.Generator().manual_seed(0))
+    again = net.sample(3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(s, again)
+    assert net.sample(2, shape=(3, 3)).shape == (2, 3, 3)
 
 
 def test_code_vae_samples_and_bound():
     torch.manual_seed(0)
     net = CodeVAE(num_codes=7, grid=(8, 8), latent_dim=4, hidden=8, embed_dim=4).eval()
-    s = net.sample(3, (8, 8), generator=torch.Generator().manual_seed(0))
+    s = net.sample(3, generator=torch.Generator().manual_seed(0))
     assert s.shape == (3, 8, 8) and s.dtype == torch.int64 and int(s.max()) < 7
     x = torch.randint(7, (5, 8, 8))
     out = net.elbo(x)
@@ -129,6 +130,40 @@ def test_pixelcnn_fast_sampler_matches_full_forward_sampling():
 
     with torch.no_grad():
         expected = naive(torch.Generator().manual_seed(3))
-    fast = net.sample(n, (h, w), generator=torch.Generator().manual_seed(3))
+    fast = net.sample(n, generator=torch.Generator().manual_seed(3), shape=(h, w))
     assert torch.equal(fast, expected)
     assert len(torch.unique(fast)) > 1
+
+
+# --- one protocol for every prior ---------------------------------------------------------------------
+def fitted_priors():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    maps = rng.integers(0, 5, size=(40, 4, 4))
+    gmm = GMMPrior(components=2, pca_dim=4, chunk=16).fit(maps, rng.normal(size=(5, 3)).astype(np.float32))
+    vae = CodeVAE(num_codes=5, grid=(4, 4), latent_dim=2, hidden=4, embed_dim=2).eval()
+    pixelcnn = GatedPixelCNN(num_codes=5, hidden=4, layers=2, grid=(4, 4)).eval()
+    return {"gmm": gmm, "vae": vae, "pixelcnn": pixelcnn}, torch.from_numpy(maps[:6]).long()
+
+
+@pytest.mark.parametrize("kind", ["gmm", "vae", "pixelcnn"])
+def test_every_prior_keeps_the_protocol(kind):
+    from genlab.models.priors import CodePrior, bits_per_map, sample_maps
+
+    priors, maps = fitted_priors()
+    prior = priors[kind]
+    assert isinstance(prior, CodePrior) and prior.grid == (4, 4)
+    a = sample_maps(prior, 7, generator=torch.Generator().manual_seed(2), batch_size=3)
+    b = sample_maps(prior, 7, generator=torch.Generator().manual_seed(2), batch_size=3)
+    assert a.shape == (7, 4, 4) and a.dtype == torch.int64 and torch.equal(a, b)
+    bits = bits_per_map(prior, maps, generator=torch.Generator().manual_seed(0), batch_size=4)
+    expected_kind = {"gmm": None, "vae": "bound", "pixelcnn": "exact"}[kind]
+    assert prior.log_prob_kind == expected_kind
+    if expected_kind is None:
+        assert bits is None and prior.log_prob(maps) is None
+    else:
+        ref = -prior.log_prob(maps, generator=torch.Generator().manual_seed(0)) / math.log(2)
+        assert bits.shape == (6,) and (bits > 0).all()
+        if kind == "pixelcnn":  # exact and deterministic: batching changes nothing
+            torch.testing.assert_close(bits, ref.to(bits.dtype))
+

@@ -22,7 +22,7 @@ def test_study_architecture_shapes(channels, size, flat):
     assert mean.shape == logvar.shape == (2, 128)
     out = vae.decode(mean)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1  # sigmoid output
-    assert vae.sample(3).shape == (3, channels, size, size)
+    assert vae.sample(vae.noise(3)).shape == (3, channels, size, size)
     # leading sample dimensions pass through decode and log_likelihood
     assert vae.log_likelihood(x, torch.randn(5, 2, 128)).shape == (5, 2)
 

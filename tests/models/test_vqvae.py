@@ -160,7 +160,7 @@ def test_vqvae_shapes_and_ranges():
     net = VQVAE(hidden=8, res_hidden=4, res_blocks=1, code_dim=4, num_codes=16, init="data")
     x = torch.rand(2, 3, 64, 64)
     out = net(x)
-    assert out["recon"].shape == x.shape and out["indices"].shape == (2, 32, 32)
+    assert out["reconstruction"].shape == x.shape and out["indices"].shape == (2, 32, 32)
     assert net.encode(x).shape == (2, 4, 32, 32)
     net.eval()
     codes = net.codes(x)

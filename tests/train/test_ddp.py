@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import tiny_images, TINY_MODEL
 
-    registry._BUILDERS["dsprites"] = lambda cfg, split, seed: tiny_images(split, n_train=128)
+    registry.BUILDERS["dsprites"] = lambda cfg, split, seed: tiny_images(split, n_train=128)
 
     class Report(L.Callback):
         def on_train_end(self, trainer, module):

@@ -34,7 +34,7 @@ def fake_bitmoji(split: str) -> TensorDataset:
 
 @pytest.fixture
 def gan_cfg(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry._BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
 
     def make(model: str, *overrides: str):
         return load_config(f"{model}-bitmoji-quick", [*TINY, f"output.runs_dir={tmp_path / 'runs'}", *overrides])
@@ -74,7 +74,7 @@ class Recorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.states.append({"G": _snapshot(pl_module.net.generator), "D": _snapshot(pl_module.net.discriminator),
-                            "ema": _snapshot(pl_module.g_ema.module) if pl_module.g_ema is not None else None})
+                            "ema": _snapshot(pl_module.net.ema_generator) if pl_module.net.ema_generator is not None else None})
 
 
 def _fit(module: GANModule, batches: int, callbacks=()) -> None:
@@ -97,10 +97,9 @@ def test_one_training_step_updates_every_network(gan_cfg, model):
         assert _changed(snap, getattr(module.net, name)), f"{model}: {name} did not train"
     assert module.loss_kind == ("ls" if model == "lsgan" else "bce")
     with torch.no_grad():
-        out = module.sample_images(module.noise(3, torch.Generator().manual_seed(0)))
+        out = module.net.sample(module.net.noise(3, torch.Generator().manual_seed(0)))
     assert out.shape == (3, 3, 16, 16) and 0 <= float(out.min()) and float(out.max()) <= 1
-    recon = module.reconstruct_images(torch.rand(2, 3, 16, 16))
-    assert (recon is None) == (model != "bigan")
+    assert module.net.has_encoder == (model == "bigan")
 
 
 def test_d_steps_and_ema(gan_cfg):
@@ -131,10 +130,11 @@ def test_ema_average_matches_hand_computation(gan_cfg):
     for k in g1:
         torch.testing.assert_close(ema2[k], decay * g1[k] + (1 - decay) * g2[k])
     # samples come from the EMA copy
-    z = module.noise(2, torch.Generator().manual_seed(0))
+    z = module.net.noise(2, torch.Generator().manual_seed(0))
     module.eval()
     with torch.no_grad():
-        torch.testing.assert_close(module.sample_images(z), (module.g_ema.module(z) + 1) / 2)
+        torch.testing.assert_close(module.net.sample(z), (module.net.ema_generator(z) + 1) / 2)
+    assert int(module.ema_updates) == 2
 
 
 def _frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,8 +172,8 @@ def test_gan_run_end_to_end_with_fid(gan_cfg, monkeypatch):
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
     extractor = tiny_extractor()
-    z = module.noise(24, torch.Generator().manual_seed(cfg.model.fid.seed + 1))
-    fake = extractor(module.sample_images(z))
+    z = module.net.noise(24, torch.Generator().manual_seed(cfg.model.fid.seed + 1))
+    fake = extractor(module.net.sample(z))
     train_set = fake_bitmoji("train")
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.model.fid.seed))[:24]
     real = extractor(train_set.tensors[0][order])

@@ -14,7 +14,6 @@ from genlab.config import load_config
 from genlab.data import registry
 from genlab.eval.features import FeatureExtractor
 from genlab.eval.fid import FIDEvaluator, Stats
-from genlab.train.loading import load_module
 
 TINY = ["model.hidden=8", "model.res_hidden=4", "model.res_blocks=1", "model.code_dim=4", "model.num_codes=8",
         "model.init=data", "data.image_size=16", "data.batch_size=8", "data.subset=null", "data.val_fraction=0.25",
@@ -63,7 +62,7 @@ def env(tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is faster, and far faster on a busy machine
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(registry._BUILDERS, "tinyimagenet", fake_builder)
+        mp.setitem(registry.BUILDERS, "tinyimagenet", fake_builder)
         mp.setattr("genlab.eval.priors.feature_evaluator", fake_feature_evaluator)
         root = tmp_path_factory.mktemp("vqvae")
         yield root
@@ -100,7 +99,7 @@ def test_code_maps_hold_the_models_codes_and_the_image_ids(trained):
     assert codes.indices.dtype == np.uint16 and codes.indices.shape == (34, 8, 8)
     assert list(codes.split).count("train") == 24 and list(codes.split).count("val") == 10
     assert codes.ids[0] == "class0/img_0_0.JPEG" and codes.ids[24] == "class0/img_1_0.JPEG"
-    net = load_module(trained.path).net
+    net = trained.load_model()
     val = FakeImages(10, 16, seed=1)
     assert np.array_equal(codes.indices[codes.split == "val"], net.codes(val.images).numpy())
     assert np.array_equal(codes.codebook, net.codebook.numpy())
@@ -109,12 +108,12 @@ def test_code_maps_hold_the_models_codes_and_the_image_ids(trained):
 def test_each_prior_trains_samples_and_is_compared(trained):
     from genlab.eval.codes import write_code_maps
     from genlab.eval.priors import evaluate_priors
-    from genlab.train.prior_module import load_prior, train_prior
+    from genlab.train.prior_module import train_prior
 
     write_code_maps(trained.path)  # so the test does not depend on the one above having run
     for kind in ("gmm", "vae", "pixelcnn"):
         train_prior(trained.path, kind, progress=False)
-        prior = load_prior(trained.path, kind)
+        prior = trained.load_prior(kind)
         maps = prior.sample(3, generator=torch.Generator().manual_seed(0))
         assert maps.shape == (3, 8, 8) and int(maps.max()) < 8
     metrics = (trained.path / "priors" / "pixelcnn" / "metrics.csv").read_text()

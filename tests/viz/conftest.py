@@ -12,7 +12,7 @@ from tests.conftest import TINY_MODEL, tiny_images
 
 def train_tiny(runs_dir, *overrides: str):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(registry._BUILDERS, "dsprites", lambda cfg, split, seed: tiny_images(split))
+        mp.setitem(registry.BUILDERS, "dsprites", lambda cfg, split, seed: tiny_images(split))
         cfg = load_config("vae-dsprites-quick", [
             *TINY_MODEL, "data.batch_size=32", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
             "trainer.progress_bar=false", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",

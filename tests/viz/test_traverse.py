@@ -57,7 +57,7 @@ def test_slerp_endpoints_and_constant_angular_speed():
 
 
 class _Identity:
-    def reconstruct_images(self, x):
+    def reconstruct(self, x):
         return x
 
 
@@ -78,7 +78,7 @@ def test_traverse_command_on_a_bigan_run(tmp_path, monkeypatch, capsys):
         n = 32 if split == "train" else 12
         return TensorDataset(torch.rand(n, 3, 16, 16, generator=g), torch.zeros(n))
 
-    monkeypatch.setitem(registry._BUILDERS, "bitmoji", data)
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", data)
     cfg = load_config("bigan-bitmoji-quick", [
         "data.image_size=16", "model.g_width=4", "model.d_width=4", "model.latent_dim=12", "data.subset=null",
         "data.cache=false", "data.batch_size=16", "trainer.max_epochs=1", "trainer.progress_bar=false",

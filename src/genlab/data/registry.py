@@ -1,9 +1,13 @@
 """Dataset names -> builders. Each builder takes the data config, a split and a seed and returns a
-torch Dataset whose items are `(image, target)` with image a float tensor in [0, 1], CxHxW."""
+torch Dataset whose items are `(image, target)` with image a float tensor in [0, 1], CxHxW.
+
+`BUILDERS` is public so tests and benchmarks can put a small dataset in place of a real one:
+`monkeypatch.setitem(BUILDERS, "bitmoji", fn)` in a test, or `with replaced("bitmoji", fn): ...`."""
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 from torch.utils.data import Dataset
 
@@ -11,24 +15,38 @@ from genlab.config import DataConfig
 from genlab.errors import GenlabError
 
 Builder = Callable[[DataConfig, str, int], Dataset]
-_BUILDERS: dict[str, Builder] = {}
+BUILDERS: dict[str, Builder] = {}
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
     def wrap(fn: Builder) -> Builder:
-        _BUILDERS[name] = fn
+        BUILDERS[name] = fn
         return fn
 
     return wrap
 
 
+@contextlib.contextmanager
+def replaced(name: str, fn: Builder) -> Iterator[None]:
+    """`data.name=name` builds with `fn` inside the block; the previous builder comes back after it."""
+    previous = BUILDERS.get(name)
+    BUILDERS[name] = fn
+    try:
+        yield
+    finally:
+        if previous is None:
+            BUILDERS.pop(name, None)
+        else:
+            BUILDERS[name] = previous
+
+
 def build_dataset(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if cfg.name not in _BUILDERS:
+    if cfg.name not in BUILDERS:
         raise GenlabError(f"data.name={cfg.name!r}: no loader for this dataset yet "
-                          f"(available: {', '.join(sorted(_BUILDERS))})")
-    return _BUILDERS[cfg.name](cfg, split, seed)
+                          f"(available: {', '.join(sorted(BUILDERS))})")
+    return BUILDERS[cfg.name](cfg, split, seed)
 
 
 @register("dsprites")

@@ -74,13 +74,11 @@ def write_code_maps(run_dir: str | Path, which: str = "best", batch_size: int = 
     """Encode the run's train and val splits with its VQ-VAE; returns the path of codes.npz."""
     from rich.progress import Progress
 
-    from genlab.train.loading import load_module
-
     run = Run.open(run_dir)
-    module = load_module(run.path, which=which, device=device)
-    if module.cfg.model.name != "vqvae":
-        raise GenlabError(f"{run.path}: code maps need a VQ-VAE run, this one trains {module.cfg.model.name!r}")
-    cfg = module.cfg
+    cfg = run.config()
+    if cfg.model.name != "vqvae":
+        raise GenlabError(f"{run.path}: code maps need a VQ-VAE run, this one trains {cfg.model.name!r}")
+    net = run.load_model(which, device)
     if cfg.model.num_codes > 65536:
         raise GenlabError(f"{run.path}: {cfg.model.num_codes} codes do not fit uint16")
     parts = {split: build_dataset(cfg.data, split, cfg.trainer.seed) for split in ("train", "val")}
@@ -88,14 +86,14 @@ def write_code_maps(run_dir: str | Path, which: str = "best", batch_size: int = 
     with Progress(console=console, transient=True, disable=console is None) as bar:
         for split, ds in parts.items():
             task = bar.add_task(f"encoding {split}", total=len(ds))
-            indices.append(encode_dataset(module.net, ds, batch_size, device, lambda n: bar.advance(task, n)))
+            indices.append(encode_dataset(net, ds, batch_size, device, lambda n: bar.advance(task, n)))
             ids += image_ids(ds, split)
             splits += [split] * len(ds)
     path = codes_path(run.path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare temp name
             np.savez(f, indices=np.concatenate(indices), ids=np.asarray(ids), split=np.asarray(splits),
-                     codebook=module.net.codebook.detach().cpu().numpy().astype(np.float32))
+                     codebook=net.codebook.detach().cpu().numpy().astype(np.float32))
     return path
 
 

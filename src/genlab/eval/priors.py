@@ -29,8 +29,12 @@ from genlab.data.registry import build_dataset
 from genlab.errors import GenlabError
 from genlab.eval.codes import load_code_maps
 from genlab.io import atomic_write_json, atomic_write_text
+from genlab.models.priors import PRIOR_KINDS, bits_per_map, sample_maps
 from genlab.runs import Run
 from genlab.viz.grids import save_grid
+
+# what a prior's `log_prob_kind` makes of its held-out bits, as the table says it
+NLL_LABELS = {"exact": "exact", "bound": "upper bound (negative ELBO)", None: None}
 
 
 def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
@@ -83,18 +87,14 @@ def held_out_evaluator(cfg, run: Run, n: int):
 def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_samples: int | None = None,
                     seed: int = 0, which: str = "best", console=None) -> dict[str, Any]:
     """The comparison table for every trained prior (or `kinds`); see the module docstring."""
-    from genlab.train.loading import load_module
-    from genlab.train.prior_module import load_prior, prior_dir
-
     run = Run.open(run_dir)
-    module = load_module(run.path, which=which)
-    cfg, net = module.cfg, module.net
+    cfg, net = run.config(), run.load_model(which)
     codes = load_code_maps(run.path)
     train_codes, val_codes = codes.of_split("train"), codes.of_split("val")
     if len(val_codes) == 0:
         raise GenlabError(f"{run.path}/codes/codes.npz has no held-out (val) maps; rewrite it with `genlab codes`")
-    kinds = kinds or [k for k in ("gmm", "vae", "pixelcnn")
-                      if any((prior_dir(run.path, k) / f).is_file() for f in ("prior.pt", "prior.pkl"))]
+    kinds = kinds or [k for k in PRIOR_KINDS
+                      if any((run.prior_dir(k) / f).is_file() for f in ("prior.pt", "prior.pkl"))]
     if not kinds:
         raise GenlabError(f"{run.path}: no trained prior; train one with `genlab prior {run.path} --kind pixelcnn`")
     k, (h, w) = codes.num_codes, codes.grid
@@ -110,16 +110,16 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
     rows.append({"prior": "reconstructions", "nll": None, "bits_per_map": None, "bits_se": None,
                  **fd_kid(evaluator, decode_maps(net, val_codes[:n]))})
     for kind in kinds:
-        prior = load_prior(run.path, kind)
-        bits = prior.bits_per_map(val_codes, generator=torch.Generator().manual_seed(seed))
-        likelihood = {"nll": prior.nll_kind, **(_bits(bits) if bits is not None else
+        prior = run.load_prior(kind)
+        bits = bits_per_map(prior, val_codes, generator=torch.Generator().manual_seed(seed))
+        likelihood = {"nll": NLL_LABELS[prior.log_prob_kind], **(_bits(bits) if bits is not None else
                                                  {"bits_per_map": None, "bits_se": None})}
         # the VAE's positions are independent given z: sampled they look like noise, so its mode
         # (the most likely code at each position, as a VAE's mean image) is shown beside them
         variants = [(kind, kind, 1.0)] + ([("vae, mode per position", "vae_mode", 0.0)] if kind == "vae" else [])
         for name, stem, temperature in variants:
             t0 = time.perf_counter()
-            maps = prior.sample(n, generator=gen, temperature=temperature)
+            maps = sample_maps(prior, n, generator=gen, temperature=temperature)
             sample_s = time.perf_counter() - t0
             images = decode_maps(net, maps)
             save_grid(images[:100], run.samples / f"prior_{stem}.png", nrow=10)

@@ -4,7 +4,9 @@ discriminator D(x, z) that tells (x, E(x)) pairs from (G(z), z) pairs.
 Contract:
 - `BiGANEncoder(x)`: images in [-1, 1] -> (N, latent_dim) codes (conv stack + BatchNorm + ReLU).
 - `JointDiscriminator(x, z)`: -> (N,) logits.
-- `BiGAN`: `generator`, `encoder`, `discriminator`; `sample(z)`, `encode(x)`, `reconstruct(x)`.
+- `BiGAN`: `generator`, `encoder`, `discriminator`, and the image-model contract with an encoder:
+  `noise`, `sample`, `encode(x)`, `reconstruct(x)`, all in [0, 1] at the edges. Reconstructions
+  use the trained generator (the one E learned to invert), samples the EMA one when present.
 - `generator_encoder_loss(d_real, d_fake)`: the (non-saturating) loss of the generator + encoder,
   where d_real = D(x, E(x)) and d_fake = D(G(z), z); D itself uses the DCGAN BCE loss.
 """
@@ -15,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.dcgan import DCGANGenerator, conv_features, init_weights
+from genlab.models.contract import from_unit, to_unit
+from genlab.models.dcgan import GAN, conv_features, init_weights
 
 
 class BiGANEncoder(nn.Module):
@@ -49,24 +52,24 @@ class JointDiscriminator(nn.Module):
         return self.joint(h).view(-1)
 
 
-class BiGAN(nn.Module):
+class BiGAN(GAN):
+    has_encoder = True
+
     def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64,
-                 g_width: int = 64, d_width: int = 64) -> None:
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.generator = DCGANGenerator(latent_dim, channels, image_size, g_width)
+                 g_width: int = 64, d_width: int = 64, ema: bool = False) -> None:
+        super().__init__(latent_dim, channels, image_size, g_width, ema)
         self.encoder = BiGANEncoder(latent_dim, channels, image_size, d_width)
         self.discriminator = JointDiscriminator(latent_dim, channels, image_size, d_width)
 
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
-
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        """E(x) for images in [0, 1]."""
+        return self.encoder(from_unit(x))
 
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """G(E(x)), in [-1, 1] like x."""
-        return self.generator(self.encoder(x))
+        """G(E(x)) in [0, 1], for images in [0, 1]."""
+        return to_unit(self.generator(self.encoder(from_unit(x))))
 
 
 def generator_encoder_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:

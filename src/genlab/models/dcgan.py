@@ -4,7 +4,10 @@ Contract:
 - `DCGANGenerator(z)`: (N, latent_dim) noise -> (N, C, S, S) images in [-1, 1] (tanh).
 - `DCGANDiscriminator(x)`: images in [-1, 1] -> (N,) logits (no sigmoid: the BCE loss takes
   logits, and LSGAN uses them raw).
-- `DCGAN`: the pair, with `sample(z)`.
+- `GAN`: the base of DCGAN and BiGAN: `generator`, an optional EMA copy of it
+  (`ema_generator`, what samples come from when present), and the image-model contract of
+  `genlab.models.contract` (`noise`, `sample` -> images in [0, 1], `generate`).
+- `DCGAN`: generator + discriminator.
 - `discriminator_loss(real, fake, kind)` and `generator_loss(fake, kind)` with kind "bce"
   (DCGAN, non-saturating generator loss) or "ls" (LSGAN, a=0, b=c=1 of Mao et al.).
 
@@ -14,11 +17,14 @@ with channels halving down to `width` (so 64x64 gives the paper's 8w-4w-2w-w gen
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genlab.models.contract import Generative, gaussian_noise, to_unit
 
 INIT_STD = 0.02
 
@@ -95,19 +101,37 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.features(x)).view(-1)
 
 
-class DCGAN(nn.Module):
-    """Generator + discriminator of DCGAN (and of LSGAN: same networks, another loss)."""
+class GAN(Generative):
+    """A DCGAN generator and, with `ema=True`, an exponential moving average of it (weights and
+    BatchNorm statistics; the trainer updates it) that samples come from."""
 
-    def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64,
-                 g_width: int = 64, d_width: int = 64) -> None:
+    def __init__(self, latent_dim: int, channels: int, image_size: int, g_width: int, ema: bool = False) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.generator = DCGANGenerator(latent_dim, channels, image_size, g_width)
-        self.discriminator = DCGANDiscriminator(channels, image_size, d_width)
+        self.register_module("ema_generator", copy.deepcopy(self.generator).requires_grad_(False) if ema else None)
 
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1]."""
-        return self.generator(z)
+    @property
+    def sampling_generator(self) -> DCGANGenerator:
+        """The generator behind `sample`: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return gaussian_noise(self, n, self.latent_dim, generator)
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (the generator works in [-1, 1])."""
+        return to_unit(self.sampling_generator(noise))
+
+
+class DCGAN(GAN):
+    """Generator + discriminator of DCGAN (and of LSGAN: same networks, another loss)."""
+
+    def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64,
+                 g_width: int = 64, d_width: int = 64, ema: bool = False) -> None:
+        super().__init__(latent_dim, channels, image_size, g_width, ema)
+        self.discriminator = DCGANDiscriminator(channels, image_size, d_width)
 
 
 # --- losses -------------------------------------------------------------------------------------

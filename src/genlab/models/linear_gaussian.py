@@ -82,9 +82,10 @@ class LinearGaussianVAE(nn.Module):
         x = x.reshape(x.shape[0], 1, 1, self.data_dim)
         return gaussian_log_likelihood(x, self.decode(z), self.sigma)
 
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.W.device)
+
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean images of p(x|z) for z ~ p(z) (or the given z), like ConvVAE.sample."""
-        if z is None:
-            z = torch.randn(n, self.latent_dim, device=self.W.device)
-        return self.decode(z)
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Mean images of p(x|z) at z = `noise`, like ConvVAE.sample."""
+        return self.decode(noise)

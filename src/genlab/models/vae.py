@@ -7,7 +7,8 @@ Contract (shared with every latent-variable model the likelihood estimators acce
   - `log_prior(z)`                    log p(z) = log N(z; 0, I)
   - `log_likelihood(x, z)`            log p(x|z) in nats; z may carry leading sample dims (S, B, d)
   - `elbo(x, beta)`                   dict with the true ELBO (beta only changes `loss`)
-  - `sample(n)`                       images drawn from the model, in [0, 1]
+  - `noise(n, generator)`, `sample(noise)`, `generate(n, seed)`, `reconstruct(x)`: the image-model
+    contract of `genlab.models.contract`, in [0, 1]
   - `likelihood`                      "gaussian" (fixed sigma; the study's MSE) or "bernoulli"
 """
 
@@ -18,6 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from genlab.models.contract import Generative, gaussian_noise
 from genlab.models.distributions import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
@@ -38,7 +40,7 @@ def _deconv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(Generative):
     """Encoder: len(channels) stride-2 3x3 convs with LeakyReLU, flatten, linear mean/log-variance heads.
     Decoder: linear, the mirror stack of stride-2 transposed convs, a 3x3 conv to the image, sigmoid."""
 
@@ -113,12 +115,16 @@ class ConvVAE(nn.Module):
             "reconstruction": x_mean,
         }
 
+    has_encoder = True
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z) = N(0, I)."""
+        return gaussian_noise(self, n, self.latent_dim, generator)
+
     @torch.no_grad()
-    def sample(self, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean images of p(x|z) for z ~ p(z) (or the given z), in [0, 1]."""
-        if z is None:
-            z = torch.randn(n, self.latent_dim, device=self.fc_decode.weight.device)
-        return self.decode(z)
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Mean images of p(x|z) at the given z, in [0, 1]."""
+        return self.decode(noise)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

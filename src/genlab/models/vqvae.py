@@ -30,6 +30,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.models.contract import Generative
+
 CODEBOOKS = ("ema", "loss")
 INITS = ("kmeans", "data", "uniform")
 
@@ -232,33 +234,50 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
-class VQVAE(nn.Module):
+class VQVAE(Generative):
     """Encoder -> VectorQuantizer -> Decoder. Images in [0, 1]; the networks see x - 0.5.
 
+    - `noise(n, generator)`  uniformly random (N, H/2, W/2) code maps of `image_size` images (no
+                             prior yet: a prior over code maps is what `genlab prior` trains)
+    - `sample(maps)`         images in [0, 1] decoded from code maps (= `decode_indices`)
     - `encode(x)`            (N, D, H/2, W/2) continuous encoder outputs
     - `quantize(z)`          the quantiser's dict (see `VectorQuantizer`)
     - `codes(x)`             (N, H/2, W/2) int64 code indices
     - `decode(zq)`           images (unclamped; the MSE is taken on them)
     - `decode_indices(idx)`  images in [0, 1] from code maps
     - `reconstruct(x)`       images in [0, 1]
-    - `forward(x)`           dict: recon, mse, vq_loss, loss (= mse / var(x) + vq_loss), perplexity,
+    - `forward(x)`           dict: reconstruction, mse, vq_loss, loss (= mse / var(x) + vq_loss), perplexity,
                              indices, counts
     """
 
     def __init__(self, in_channels: int = 3, hidden: int = 128, res_hidden: int = 32, res_blocks: int = 2,
                  code_dim: int = 64, num_codes: int = 512, beta: float = 0.25, codebook: str = "ema",
                  decay: float = 0.99, eps: float = 1e-5, init: str = "kmeans", restart_threshold: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, image_size: int = 64) -> None:
         super().__init__()
         self.in_channels, self.code_dim, self.num_codes = in_channels, code_dim, num_codes
+        self.image_size = image_size
         self.encoder = Encoder(in_channels, hidden, res_hidden, res_blocks, code_dim)
         self.quantizer = VectorQuantizer(num_codes, code_dim, beta, codebook, decay, eps, init,
                                          restart_threshold, seed)
         self.decoder = Decoder(in_channels, hidden, res_hidden, res_blocks, code_dim)
 
+    has_encoder = True
+
     @property
     def codebook(self) -> torch.Tensor:
         return self.quantizer.embedding
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(H, W) of the code map of one image: the encoder halves the side once."""
+        return self.image_size // 2, self.image_size // 2
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(self.num_codes, (n, *self.grid), generator=generator).to(self.codebook.device)
+
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.decode_indices(noise)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x - 0.5)
@@ -290,7 +309,7 @@ class VQVAE(nn.Module):
         # MSE over the batch's pixel variance, like Sonnet's example (MSE / data variance): the
         # weight of the quantiser's terms then does not depend on the images' contrast
         loss = mse / x.var().detach().clamp_min(1e-4) + q["loss"]
-        return {"recon": recon, "mse": mse, "vq_loss": q["loss"], "loss": loss,
+        return {"reconstruction": recon, "mse": mse, "vq_loss": q["loss"], "loss": loss,
                 "perplexity": q["perplexity"], "indices": q["indices"], "counts": q["counts"]}
 
 

@@ -1,5 +1,6 @@
-"""What every genlab LightningModule shares: the checkpoint stamp, the NaN guard, the batch
-convention, and the hooks the image callbacks use."""
+"""What every genlab LightningModule shares: the checkpoint stamp, the NaN guard and the batch
+convention. Sampling and reconstruction belong to the plain model (`self.net`, see
+`genlab.models.contract`); a LightningModule only trains it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 import lightning as L
 import torch
 
-from genlab import __version__
+from genlab.checkpoints import CHECKPOINT_FORMAT, checkpoint_stamp, upgrade_state_dict
 from genlab.config import ExperimentConfig
 from genlab.errors import GenlabError
 
-CHECKPOINT_FORMAT = 1
+__all__ = ["CHECKPOINT_FORMAT", "GenlabModule", "NonFiniteLossError", "images_of"]
 
 
 class NonFiniteLossError(GenlabError):
@@ -48,15 +49,8 @@ class GenlabModule(L.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["genlab"] = {"format": CHECKPOINT_FORMAT, "version": __version__,
-                                "model": self.cfg.model.name}
+        checkpoint["genlab"] = checkpoint_stamp(self.cfg.model.name)
 
-    # hooks for the image callbacks ---------------------------------------------------------------
-    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor | None:
-        return None
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before loading the weights: a format-1 checkpoint resumes too
+        checkpoint["state_dict"] = upgrade_state_dict(checkpoint["state_dict"])

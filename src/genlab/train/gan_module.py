@@ -4,48 +4,46 @@ One batch = one discriminator step, and a generator step every `model.d_steps` b
 mimicry / WGAN `n_dis` convention: each real image is seen by D once per epoch). Lightning's
 `trainer.max_steps` counts optimiser steps of both networks (D + G), not batches.
 
-Images arrive in [0, 1] and are mapped to [-1, 1] here; `sample_images` maps back. With
-`model.ema` set, an exponential moving average of the generator (weights and BatchNorm
-statistics) is what `sample_images`, the grids and FID use.
+Images arrive in [0, 1] and are mapped to [-1, 1] here; the model's `sample` maps back. With
+`model.ema` set, the model's `ema_generator`, an exponential moving average of the generator
+(weights and BatchNorm statistics) updated here after each generator step, is what samples, the
+grids and FID use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from genlab.config import ExperimentConfig
-from genlab.models.bigan import BiGAN, generator_encoder_loss
-from genlab.models.dcgan import DCGAN, discriminator_loss, generator_loss
+from genlab.models.bigan import generator_encoder_loss
+from genlab.models.contract import from_unit
+from genlab.models.dcgan import GAN, discriminator_loss, generator_loss
+from genlab.models.registry import build_model
 from genlab.train.base import GenlabModule, images_of
 from genlab.train.diffaugment import diff_augment, parse_policy
 
 SMOOTHING = 0.98  # of the plotted loss curves (debiased exponential moving average)
 
 
-def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
-    m, d = cfg.model, cfg.data
-    cls = BiGAN if m.name == "bigan" else DCGAN
-    return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
-               g_width=m.g_width, d_width=m.d_width)
+def ema_weight(decay: float, updates: int) -> float:
+    """The weight of the current generator in the EMA's n-th update: 1 at the first (a copy),
+    then 1 - min(decay, (1 + n) / (10 + n)) (TensorFlow's ExponentialMovingAverage ramp): a plain
+    0.999 would still be 74% the initial weights after the study's ~300 steps."""
+    return 1.0 if updates == 0 else 1 - min(decay, (1 + updates) / (10 + updates))
 
 
-def ema_with_warmup(decay: float):
-    """EMA update with the decay ramped up as min(decay, (1 + n) / (10 + n)) after n updates (as in
-    TensorFlow's ExponentialMovingAverage): a plain 0.999 would still be 74% the initial weights after
-    the study's ~300 steps."""
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        n = int(num_averaged)
-        weight = 1 - min(decay, (1 + n) / (10 + n))
-        for a, c in zip(averaged, current):
-            a.lerp_(c, weight) if a.is_floating_point() else a.copy_(c)
-
-    return update
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, current: torch.nn.Module, weight: float) -> None:
+    """ema <- ema + weight (current - ema), parameters and buffers alike (BatchNorm statistics);
+    integer buffers (batch counts) are copied."""
+    pairs = zip(itertools.chain(ema.parameters(), ema.buffers()),
+                itertools.chain(current.parameters(), current.buffers()))
+    for a, c in pairs:
+        a.lerp_(c, weight) if a.is_floating_point() else a.copy_(c)
 
 
 @contextlib.contextmanager
@@ -72,43 +70,17 @@ class GANModule(GenlabModule):
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False
-        self.net = build_gan(cfg)
+        self.net: GAN = build_model(cfg)
         self.bigan = cfg.model.name == "bigan"
         self.loss_kind = "ls" if cfg.model.name == "lsgan" else "bce"
         self.policy = parse_policy(cfg.model.diffaugment)
-        self.g_ema: AveragedModel | None = None
         if cfg.model.ema is not None:
-            self.g_ema = AveragedModel(self.net.generator, multi_avg_fn=ema_with_warmup(cfg.model.ema),
-                                       use_buffers=True)
-            self.g_ema.requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self._smooth: dict[str, list[float]] = {}
-
-    # --- the contract used by callbacks, sampling and traversals ------------------------------
-    @property
-    def generator(self) -> torch.nn.Module:
-        """The generator used for samples: the EMA copy when enabled."""
-        return self.g_ema.module if self.g_ema is not None else self.net.generator
 
     @property
     def latent_dim(self) -> int:
         return self.cfg.model.latent_dim
-
-    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator)
-
-    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:
-        return (self.generator(noise) + 1).div(2).clamp(0, 1)
-
-    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor | None:
-        """BiGAN: G(E(x)) with the trained (not EMA) generator, the one E learned to invert."""
-        if not self.bigan:
-            return None
-        return (self.net.reconstruct(x * 2 - 1) + 1).div(2).clamp(0, 1)
-
-    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.bigan:
-            raise TypeError(f"{self.cfg.model.name} has no encoder")
-        return self.net.encode(x * 2 - 1)
 
     # --- training -------------------------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +88,7 @@ class GANModule(GenlabModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        x = images_of(batch) * 2 - 1
+        x = from_unit(images_of(batch))
         z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=x.dtype)
         g_turn = (batch_idx + 1) % self.cfg.model.d_steps == 0
         G, D = self.net.generator, self.net.discriminator
@@ -147,8 +119,9 @@ class GANModule(GenlabModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
-            if self.g_ema is not None:
-                self.g_ema.update_parameters(G)
+            if self.net.ema_generator is not None:
+                update_ema(self.net.ema_generator, G, ema_weight(self.cfg.model.ema, int(self.ema_updates)))
+                self.ema_updates += 1
             self._log_loss("g_loss", g_loss, x.shape[0])
 
     def _log_loss(self, name: str, value: torch.Tensor, batch_size: int) -> None:
@@ -187,4 +160,5 @@ class GANModule(GenlabModule):
         checkpoint["gan_loss_smoothing"] = {k: list(v) for k, v in self._smooth.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._smooth = {k: list(v) for k, v in checkpoint.get("gan_loss_smoothing", {}).items()}

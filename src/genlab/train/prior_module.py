@@ -1,6 +1,6 @@
 """Training the priors over a VQ-VAE run's code maps (`genlab prior RUN --kind ...`).
 
-Each prior lives in `<run>/priors/<kind>/`: `prior.pt` (neural priors: weights + their config) or
+Each prior lives in `<run>/priors/<kind>/` (`Run.load_prior` reads it back): `prior.pt` (neural priors: weights + their config) or
 `prior.pkl` (the Gaussian mixture), `metrics.csv` for the neural ones, and `summary.json`.
 The neural priors train with Lightning on the train split and report the held-out bits per map
 on the val split every epoch; `last.ckpt` lets an interrupted run continue (`resume=True`).
@@ -24,25 +24,11 @@ from genlab.errors import GenlabError
 from genlab.eval.codes import CodeMaps, load_code_maps
 from genlab.io import atomic_path, atomic_write_json
 from genlab.models.priors import PRIOR_KINDS
-from genlab.models.priors.code_vae import CodeVAE
 from genlab.models.priors.gmm import GMMPrior
-from genlab.models.priors.pixelcnn import GatedPixelCNN
+from genlab.models.registry import build_neural_prior
 from genlab.runs import Run
 
 LN2 = float(torch.log(torch.tensor(2.0)))
-
-
-def prior_dir(run_dir: str | Path, kind: str) -> Path:
-    return Path(run_dir) / "priors" / kind
-
-
-def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> torch.nn.Module:
-    p, k = cfg.model.priors, cfg.model.num_codes
-    if kind == "vae":
-        return CodeVAE(k, grid, latent_dim=p.vae.latent_dim, hidden=p.vae.hidden, embed_dim=p.vae.embed_dim)
-    if kind == "pixelcnn":
-        return GatedPixelCNN(k, hidden=p.pixelcnn.hidden, layers=p.pixelcnn.layers)
-    raise ValueError(f"{kind!r} is not a neural prior")
 
 
 class CodePriorModule(L.LightningModule):
@@ -58,7 +44,7 @@ class CodePriorModule(L.LightningModule):
         if stage == "train" and not torch.isfinite(out["loss"]):
             raise GenlabError(f"prior loss became {float(out['loss'])} at step {self.global_step}; "
                               "try a lower learning rate (model.priors.<kind>.lr)")
-        nll = out["nll"] if "nll" in out else -out["elbo"]
+        nll = out["nll"]  # exact for the PixelCNN, the negative ELBO (a bound) for the code VAE
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=len(codes))
         self.log(f"{stage}/bits_per_map", nll.mean() / LN2, prog_bar=stage == "val", on_step=False,
@@ -133,7 +119,7 @@ def train_prior(run_dir: str | Path, kind: str, cfg: ExperimentConfig | None = N
     if codes.num_codes != cfg.model.num_codes:
         raise GenlabError(f"{run.path}/codes/codes.npz has {codes.num_codes} codes but the run's config "
                           f"{cfg.model.num_codes}; rewrite it with `genlab codes {run.path}`")
-    out = prior_dir(run.path, kind)
+    out = run.prior_dir(kind)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if kind == "gmm":
@@ -145,57 +131,3 @@ def train_prior(run_dir: str | Path, kind: str, cfg: ExperimentConfig | None = N
                "config": getattr(cfg.model.priors, kind).model_dump(), **info}
     atomic_write_json(out / "summary.json", summary)
     return out
-
-
-# --- loading a trained prior back ----------------------------------------------------------------
-class LoadedPrior:
-    """A trained prior with one interface: `sample(n, generator)` -> (N, H, W) int64 code maps and
-    `bits_per_map(indices)` -> (N,) bits, or None where the prior defines no likelihood of a map;
-    `nll_kind` says whether it is exact or a bound."""
-
-    def __init__(self, kind: str, model: Any, grid: tuple[int, int]) -> None:
-        self.kind, self.model, self.grid = kind, model, grid
-        self.nll_kind = {"pixelcnn": "exact", "vae": "upper bound (negative ELBO)", "gmm": None}[kind]
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 100,
-               temperature: float = 1.0) -> torch.Tensor:
-        if self.kind == "gmm":
-            return self.model.sample(n, generator)
-        return torch.cat([self.model.sample(min(batch_size, n - i), self.grid, generator=generator,
-                                            temperature=temperature) for i in range(0, n, batch_size)])
-
-    @torch.no_grad()
-    def bits_per_map(self, indices: torch.Tensor, batch_size: int = 100,
-                     generator: torch.Generator | None = None) -> torch.Tensor | None:
-        if self.kind == "gmm":
-            return None
-        out = []
-        for i in range(0, len(indices), batch_size):
-            chunk = indices[i:i + batch_size]
-            if self.kind == "pixelcnn":
-                out.append(-self.model.log_prob(chunk))
-            else:
-                out.append(-self.model.log_prob_bound(chunk, generator=generator))
-        return torch.cat(out) / LN2
-
-
-def load_prior(run_dir: str | Path, kind: str) -> LoadedPrior:
-    folder = prior_dir(run_dir, kind)
-    if kind == "gmm":
-        path = folder / "prior.pkl"
-        if not path.is_file():
-            raise GenlabError(f"{path} not found: fit it with `genlab prior {run_dir} --kind gmm`")
-        model = pickle.loads(path.read_bytes())
-        return LoadedPrior(kind, model, model.grid)
-    path = folder / "prior.pt"
-    if not path.is_file():
-        raise GenlabError(f"{path} not found: train it with `genlab prior {run_dir} --kind {kind}`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    from genlab.config import build_config
-
-    cfg = build_config(saved["config"], str(path))
-    grid = tuple(saved["grid"])
-    net = build_neural_prior(kind, cfg, grid)
-    net.load_state_dict(saved["state_dict"])
-    return LoadedPrior(kind, net.eval(), grid)

@@ -1,25 +1,39 @@
-"""model.name -> the LightningModule that trains it."""
+"""model.name -> the LightningModule that trains it (the plain model comes from
+`genlab.models.registry.build_model`). Adding a model here is one `register_module` line."""
 
 from __future__ import annotations
+
+import importlib
 
 from genlab.config import ExperimentConfig
 from genlab.train.base import GenlabModule
 
+# "module:Class", imported on first use so `genlab train vae` never imports the GAN code
+MODULES: dict[str, str | type[GenlabModule]] = {}
+
+
+def register_module(name: str, module: str | type[GenlabModule]) -> None:
+    """Train `model.name == name` with `module` (a GenlabModule class, or "package.module:Class")."""
+    MODULES[name] = module
+
+
+register_module("vae", "genlab.train.vae_module:VAEModule")
+register_module("dcgan", "genlab.train.gan_module:GANModule")
+register_module("lsgan", "genlab.train.gan_module:GANModule")
+register_module("bigan", "genlab.train.gan_module:GANModule")
+register_module("vqvae", "genlab.train.vqvae_module:VQVAEModule")
+
 
 def module_class(name: str) -> type[GenlabModule]:
-    if name == "vae":
-        from genlab.train.vae_module import VAEModule
-
-        return VAEModule
-    if name in ("dcgan", "lsgan", "bigan"):
-        from genlab.train.gan_module import GANModule
-
-        return GANModule
-    if name == "vqvae":
-        from genlab.train.vqvae_module import VQVAEModule
-
-        return VQVAEModule
-    raise KeyError(name)  # unreachable: the config schema only admits known names
+    try:
+        entry = MODULES[name]
+    except KeyError:
+        raise KeyError(f"no training module registered for {name!r} (registered: {', '.join(sorted(MODULES))})") from None
+    if isinstance(entry, str):
+        path, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(path), cls)
+        MODULES[name] = entry
+    return entry
 
 
 def build_module(cfg: ExperimentConfig) -> GenlabModule:

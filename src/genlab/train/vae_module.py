@@ -5,14 +5,9 @@ from __future__ import annotations
 import torch
 
 from genlab.config import ExperimentConfig
+from genlab.models.registry import build_model
 from genlab.models.vae import ConvVAE
 from genlab.train.base import GenlabModule, images_of
-
-
-def build_vae(cfg: ExperimentConfig) -> ConvVAE:
-    m, d = cfg.model, cfg.data
-    return ConvVAE(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim,
-                   channels=m.channels, likelihood=m.likelihood, sigma=m.sigma)
 
 
 class VAEModule(GenlabModule):
@@ -26,7 +21,7 @@ class VAEModule(GenlabModule):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
-        self.net = build_vae(cfg)
+        self.net: ConvVAE = build_model(cfg)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x = images_of(batch)
@@ -50,12 +45,3 @@ class VAEModule(GenlabModule):
     def configure_optimizers(self):
         o = self.cfg.optimizer
         return torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.net.latent_dim, generator=generator)
-
-    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.net.decode(noise)
-
-    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.reconstruct(x)

@@ -9,15 +9,9 @@ import torch
 
 from genlab.config import ExperimentConfig
 from genlab.io import atomic_write_json
+from genlab.models.registry import build_model
 from genlab.models.vqvae import VQVAE, compression, perplexity_of, psnr
 from genlab.train.base import GenlabModule, images_of
-
-
-def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
-    m = cfg.model
-    return VQVAE(in_channels=cfg.data.channels, hidden=m.hidden, res_hidden=m.res_hidden, res_blocks=m.res_blocks,
-                 code_dim=m.code_dim, num_codes=m.num_codes, beta=m.beta, codebook=m.codebook, decay=m.decay,
-                 init=m.init, restart_threshold=m.restart_threshold, seed=cfg.trainer.seed)
 
 
 def code_grid(cfg: ExperimentConfig) -> tuple[int, int]:
@@ -40,7 +34,7 @@ class VQVAEModule(GenlabModule):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
-        self.net = build_vqvae(cfg)
+        self.net: VQVAE = build_model(cfg)
         k = cfg.model.num_codes
         # per-epoch code histograms (not saved: they are rebuilt every epoch)
         self.register_buffer("_train_counts", torch.zeros(k, dtype=torch.long), persistent=False)
@@ -63,7 +57,7 @@ class VQVAEModule(GenlabModule):
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=True,
                  batch_size=n)
         self.log(f"{stage}/mse", out["mse"], on_step=on_step, on_epoch=True, sync_dist=True, batch_size=n)
-        self.log(f"{stage}/psnr", psnr(x, out["recon"].detach()).mean(), on_step=on_step, on_epoch=True,
+        self.log(f"{stage}/psnr", psnr(x, out["reconstruction"].detach()).mean(), on_step=on_step, on_epoch=True,
                  sync_dist=True, batch_size=n, prog_bar=stage == "val")
         self.log(f"{stage}/perplexity", out["perplexity"], on_step=on_step, on_epoch=True, sync_dist=True,
                  batch_size=n)
@@ -95,13 +89,3 @@ class VQVAEModule(GenlabModule):
     def configure_optimizers(self):
         o = self.cfg.optimizer
         return torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-    # hooks for the image callbacks: no prior yet, so "samples" decode uniformly random code maps
-    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randint(self.cfg.model.num_codes, (n, *code_grid(self.cfg)), generator=generator)
-
-    def sample_images(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.net.decode_indices(noise)
-
-    def reconstruct_images(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.reconstruct(x)

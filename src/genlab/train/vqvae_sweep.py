@@ -37,7 +37,6 @@ def held_out_quality(net, images: torch.Tensor, num_codes: int, batch_size: int 
 
 
 def sweep_codes(cfg: ExperimentConfig, codes: list[int] | None = None, console=None) -> Path:
-    from genlab.train.loading import load_module
     from genlab.train.runner import train
     from genlab.train.vqvae_module import run_compression
 
@@ -55,22 +54,22 @@ def sweep_codes(cfg: ExperimentConfig, codes: list[int] | None = None, console=N
         if console is not None:
             console.print(f"[bold]K = {k}[/] -> {root / f'K{k}'}")
         runs[k] = train(run_cfg)
-    return compare_runs(root, runs, load_module, run_compression)
+    return compare_runs(root, runs, run_compression)
 
 
-def compare_runs(root: Path, runs: dict[int, Any], load_module, run_compression) -> Path:
+def compare_runs(root: Path, runs: dict[int, Any], run_compression) -> Path:
     first_cfg = runs[next(iter(runs))].config()
     val = build_dataset(first_cfg.data, "val", first_cfg.trainer.seed)
     images = torch.stack([val[i][0] for i in range(len(val))])
     pick = images[torch.linspace(0, len(images) - 1, min(50, len(images))).long()]
     rows, table = [pick[:10]], []
     for k, run in runs.items():
-        module = load_module(run.path)
-        quality = held_out_quality(module.net, images, k)
-        recon = module.net.reconstruct(pick)
+        net = run.load_model()
+        quality = held_out_quality(net, images, k)
+        recon = net.reconstruct(pick)
         rows.append(recon[:10])
         save_grid(originals_over_reconstructions(pick, recon, per_row=10), root / f"grid_K{k}.png", nrow=10)
-        table.append({"K": k, "run": str(run.path), **quality, **run_compression(module.cfg)})
+        table.append({"K": k, "run": str(run.path), **quality, **run_compression(run.config())})
     save_grid(torch.cat(rows), root / "comparison.png", nrow=10)
     atomic_write_json(root / "comparison.json", {"held_out_images": len(images), "rows": table})
     lines = [f"Held-out PSNR (mean per image), codebook usage and perplexity on {len(images)} val images; "

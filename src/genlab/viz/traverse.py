@@ -70,10 +70,10 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 # --- reconstructions ---------------------------------------------------------------------------------
 @torch.no_grad()
-def reconstruction_error(module: Any, x: torch.Tensor, seed: int = 0, batch_size: int = 100) -> dict[str, Any]:
+def reconstruction_error(model: Any, x: torch.Tensor, seed: int = 0, batch_size: int = 100) -> dict[str, Any]:
     """Mean per-pixel squared error of G(E(x)) against x, and of a random other real image against
     x (the baseline a reconstruction must beat), with standard errors over images."""
-    recon = torch.cat([module.reconstruct_images(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
+    recon = torch.cat([model.reconstruct(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
     n = len(x)
     gen = torch.Generator().manual_seed(seed)
     perm = (torch.arange(n) + torch.randint(1, n, (n,), generator=gen)) % n  # never the image itself
@@ -105,41 +105,38 @@ def traverse_run(run_dir: str | Path, out: str | Path | None = None, mode: str =
                  steps: int = 10, span: float = 3.0, dims: Sequence[int] | None = None, seed: int = 0,
                  n_recon: int = 500, which: str = "best", device: str = "cpu") -> dict[str, Path]:
     """Write the traversal grids of a run; returns {name: path}."""
-    from genlab.train.loading import load_module
-
     if mode not in ("all", "coords", "pca", "slerp", "recon"):
         raise GenlabError(f"--mode {mode!r}: choose all, coords, pca, slerp or recon")
     if steps < 2 or rows < 1:
         raise GenlabError("--steps must be at least 2 and --rows at least 1")
     run = Run.open(run_dir)
-    module = load_module(run.path, which=which, device=device)
+    cfg = run.config()
+    model = run.load_model(which, device)
     out = Path(out) if out else run.plots / "traverse"
     gen = torch.Generator().manual_seed(seed)
-    z = module.noise(2 * rows + 1, gen)
+    z = model.noise(2 * rows + 1, gen).cpu()
     latent_dim = z.shape[1]
     values = torch.linspace(-span, span, steps)
 
     def render(latents: torch.Tensor, name: str) -> Path:
-        images = torch.cat([module.sample_images(b.to(device)).cpu() for b in latents.split(100)])
+        images = torch.cat([model.sample(b.to(device)).cpu() for b in latents.split(100)])
         return save_grid(images, out / f"{name}.png", nrow=steps)
 
     written: dict[str, Path] = {}
     if mode in ("all", "coords"):
         chosen = list(dims) if dims else list(range(min(rows, latent_dim)))
         written["coords"] = render(traverse(z[0], coordinate_directions(latent_dim, chosen), values), "coords")
-    has_first_layer = getattr(getattr(module, "generator", None), "first_layer", None) is not None
-    if mode == "pca" or (mode == "all" and has_first_layer):
-        directions = principal_directions(getattr(module, "generator", None), min(rows, latent_dim))
+    generator = getattr(model, "sampling_generator", None)
+    if mode == "pca" or (mode == "all" and getattr(generator, "first_layer", None) is not None):
+        directions = principal_directions(generator, min(rows, latent_dim))
         written["pca"] = render(traverse(z[0], directions, values), "pca")
     if mode in ("all", "slerp"):
         written["slerp"] = render(slerp(z[1:rows + 1], z[rows + 1:], torch.linspace(0, 1, steps)), "slerp")
-    probe = module.reconstruct_images(torch.zeros(1, module.cfg.data.channels, module.cfg.data.image_size,
-                                                  module.cfg.data.image_size, device=device))
-    if mode == "recon" and probe is None:
-        raise GenlabError(f"{run.path}: a {module.cfg.model.name} model has no encoder to reconstruct with")
-    if mode in ("all", "recon") and probe is not None:
-        x = _real_images(module.cfg, n_recon, seed).to(device)
-        result = reconstruction_error(module, x, seed)
+    if mode == "recon" and not model.has_encoder:
+        raise GenlabError(f"{run.path}: a {cfg.model.name} model has no encoder to reconstruct with")
+    if mode in ("all", "recon") and model.has_encoder:
+        x = _real_images(cfg, n_recon, seed).to(device)
+        result = reconstruction_error(model, x, seed)
         recon = result.pop("reconstructions")
         per_row = 10
         shown = min(len(x) // per_row, 5) * per_row or len(x)

@@ -2,8 +2,9 @@
 Gaussian q(z|map), and the decoder gives independent categorical logits over the K codes at
 every position. Its negative ELBO is an upper bound on -log p(map).
 
-Contract: `elbo(indices)` -> dict with per-map `elbo` (nats), `loss`; `sample(n, shape, generator)`
--> (N, H, W) int64; `log_prob_bound(indices)` -> (N,) nats (the ELBO, a lower bound on log p).
+Contract: the `CodePrior` protocol of `genlab.models.priors` (`log_prob` is the ELBO, a lower
+bound on log p: `log_prob_kind = "bound"`); `loss(indices)` -> dict with per-map `elbo`, `nll`
+(= -elbo, nats) and the batch `loss`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from genlab.models.distributions import kl_diag_to_standard
 
 class CodeVAE(nn.Module):
     """Two stride-2 convs down (H -> H/4), a linear Gaussian head; the mirror up to K logits per position."""
+
+    log_prob_kind = "bound"
 
     def __init__(self, num_codes: int, grid: tuple[int, int] = (32, 32), latent_dim: int = 64,
                  hidden: int = 64, embed_dim: int = 32) -> None:
@@ -55,24 +58,22 @@ class CodeVAE(nn.Module):
         log_lik = -F.cross_entropy(self.decode(z), indices, reduction="none").flatten(1).sum(1)
         kl = kl_diag_to_standard(mean, logvar)
         elbo = log_lik - kl
-        return {"elbo": elbo, "log_likelihood": log_lik, "kl": kl, "loss": -elbo.mean() / indices[0].numel()}
+        return {"elbo": elbo, "nll": -elbo, "log_likelihood": log_lik, "kl": kl,
+                "loss": -elbo.mean() / indices[0].numel()}
 
     def loss(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.elbo(indices)
 
     @torch.no_grad()
-    def log_prob_bound(self, indices: torch.Tensor, samples: int = 1,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_prob(self, indices: torch.Tensor, generator: torch.Generator | None = None,
+                 samples: int = 1) -> torch.Tensor:
         """The ELBO in nats per map, averaged over `samples` draws of z (a lower bound on log p)."""
         return torch.stack([self.elbo(indices, generator)["elbo"] for _ in range(samples)]).mean(0)
 
     @torch.no_grad()
-    def sample(self, n: int, shape: tuple[int, int] | None = None, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Code maps from z ~ N(0, I): each position drawn from p(code | z) at `temperature`, or
         with temperature 0 its most likely code (the analogue of showing a VAE's mean image)."""
-        if shape is not None and tuple(shape) != self.grid:
-            raise ValueError(f"this VAE models {self.grid} code maps, not {tuple(shape)}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         device = self.fc.weight.device

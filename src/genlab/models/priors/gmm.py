@@ -3,7 +3,8 @@ code maps after PCA. Samples are mapped back through the PCA and snapped to the 
 vector at each position. It is a density on the PCA space, not a distribution over code maps, so
 it has no likelihood of a code map to report.
 
-Contract: `GMMPrior.fit(indices, codebook)`; `sample(n, generator)` -> (N, H, W) int64.
+Contract: `GMMPrior.fit(indices, codebook)`, then the `CodePrior` protocol of `genlab.models.priors`
+(`log_prob` is None: `log_prob_kind = None`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sklearn.mixture import GaussianMixture
 
 
 class GMMPrior:
+    log_prob_kind = None  # a density on the PCA space, not a distribution over code maps
+
     def __init__(self, components: int = 100, pca_dim: int = 64, covariance: str = "diag", seed: int = 0,
                  chunk: int = 512) -> None:
         if covariance not in ("diag", "full"):
@@ -66,7 +69,12 @@ class GMMPrior:
         d = v.pow(2).sum(1, keepdim=True) - 2 * v @ e.t() + e.pow(2).sum(1)[None]
         return d.argmin(1).view(len(flat), *self.grid).numpy()
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_prob(self, indices: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        return None
+
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        if temperature != 1.0:
+            raise ValueError("the Gaussian mixture samples at temperature 1 only")
         if self.gmm is None:
             raise RuntimeError("fit the prior before sampling")
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if generator is not None else self.seed

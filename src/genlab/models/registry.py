@@ -1,0 +1,75 @@
+"""model.name -> the plain nn.Module it builds; prior kind -> the prior over code maps.
+
+Adding a model: write its nn.Module (keeping `genlab.models.contract`), its config class
+(`genlab.config.register_model_config`), its LightningModule (`genlab.train.registry.register_module`)
+and one `register_model` line here (or in your own package, before building a config).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from genlab.config import ExperimentConfig
+from genlab.models.bigan import BiGAN
+from genlab.models.dcgan import DCGAN
+from genlab.models.priors.code_vae import CodeVAE
+from genlab.models.priors.pixelcnn import GatedPixelCNN
+from genlab.models.vae import ConvVAE
+from genlab.models.vqvae import VQVAE
+
+ModelBuilder = Callable[[ExperimentConfig], nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str, builder: ModelBuilder) -> None:
+    """Make `build_model` build `builder(cfg)` for configs whose `model.name` is `name`."""
+    MODELS[name] = builder
+
+
+def build_model(cfg: ExperimentConfig) -> nn.Module:
+    """The untrained nn.Module that `cfg` describes."""
+    try:
+        builder = MODELS[cfg.model.name]
+    except KeyError:
+        raise KeyError(f"no model registered as {cfg.model.name!r} (registered: {', '.join(sorted(MODELS))})") from None
+    return builder(cfg)
+
+
+def build_vae(cfg: ExperimentConfig) -> ConvVAE:
+    m, d = cfg.model, cfg.data
+    return ConvVAE(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim,
+                   channels=m.channels, likelihood=m.likelihood, sigma=m.sigma)
+
+
+def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
+    m, d = cfg.model, cfg.data
+    cls = BiGAN if m.name == "bigan" else DCGAN
+    return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
+               g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
+
+
+def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
+    m = cfg.model
+    return VQVAE(in_channels=cfg.data.channels, hidden=m.hidden, res_hidden=m.res_hidden, res_blocks=m.res_blocks,
+                 code_dim=m.code_dim, num_codes=m.num_codes, beta=m.beta, codebook=m.codebook, decay=m.decay,
+                 init=m.init, restart_threshold=m.restart_threshold, seed=cfg.trainer.seed,
+                 image_size=cfg.data.image_size)
+
+
+register_model("vae", build_vae)
+register_model("dcgan", build_gan)
+register_model("lsgan", build_gan)
+register_model("bigan", build_gan)
+register_model("vqvae", build_vqvae)
+
+
+def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> nn.Module:
+    """The untrained neural prior `kind` ("vae" or "pixelcnn") over `grid` code maps of a VQ-VAE run."""
+    p, k = cfg.model.priors, cfg.model.num_codes
+    if kind == "vae":
+        return CodeVAE(k, grid, latent_dim=p.vae.latent_dim, hidden=p.vae.hidden, embed_dim=p.vae.embed_dim)
+    if kind == "pixelcnn":
+        return GatedPixelCNN(k, hidden=p.pixelcnn.hidden, layers=p.pixelcnn.layers, grid=grid)
+    raise ValueError(f"{kind!r} is not a neural prior")
