@@ -32,6 +32,7 @@ from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 
 from genlab.errors import GenlabError
+from genlab.progress import progress
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV = "GENLAB_FID_WEIGHTS"
@@ -199,7 +200,7 @@ def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 20
                             comparable=True, device=dev)
 
 
-def _he_state_dict(seed: int) -> dict:
+def he_state_dict(seed: int) -> dict:
     """Seeded He-initialised weights with the FID network's keys.
 
     pytorch-fid's FID blocks subclass torchvision's, so torchvision's Inception3
@@ -219,7 +220,8 @@ def _he_state_dict(seed: int) -> dict:
     return template.state_dict()
 
 
-def _take(images: Iterable[torch.Tensor], n: int) -> torch.Tensor:
+def take_images(images: Iterable[torch.Tensor], n: int) -> torch.Tensor:
+    """The first `n` images of an iterable of images or batches, as one (n, C, H, W) tensor."""
     batches, have = [], 0
     for batch in _batches(images):
         batches.append(batch[: n - have])
@@ -245,11 +247,11 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
     """
     if isinstance(calibration_images, (str, os.PathLike)):
         calibration_images = iter_folder(calibration_images, batch_size)
-    calib = quantize(_check_batch(_take(calibration_images, max_images)))
+    calib = quantize(_check_batch(take_images(calibration_images, max_images)))
     calib_hash = hashlib.sha256(calib.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
     calib_hash += f"-{tuple(calib.shape)}"
     dev = _default_device(device)
-    net = _build_network(_he_state_dict(seed), dims, "fallback weights").to(dev)
+    net = _build_network(he_state_dict(seed), dims, "fallback weights").to(dev)
     # Cumulative averages (momentum=None) over every calibration batch, from fresh statistics.
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -346,7 +348,12 @@ def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | It
 
     `limit` stops after that many images (e.g. the first 1000 of a DataLoader).
     """
-    out = [extractor(batch) for batch in _rebatch(images, batch_size, limit)]
+    total = limit if limit is not None else (len(images) if isinstance(images, torch.Tensor) else None)
+    out = []
+    with progress("FID features", total) as advance:
+        for batch in _rebatch(images, batch_size, limit):
+            out.append(extractor(batch))
+            advance(len(batch))
     if not out:
         raise GenlabError("no images to compute FID features from")
     return np.concatenate(out)
