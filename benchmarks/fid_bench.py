@@ -64,7 +64,7 @@ def bench_speed(n: int, tmp: Path, dims: int = 2048) -> None:
     hub = tmp / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     weights = hub / F.FID_WEIGHTS_FILE
-    torch.save(F._he_state_dict(seed=1234), weights)
+    torch.save(F.he_state_dict(seed=1234), weights)
 
     t0 = time.perf_counter()
     ours = fid_between(a, b, weights=weights, dims=dims, batch_size=50, device="cpu")

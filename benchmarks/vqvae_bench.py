@@ -210,14 +210,12 @@ def publish(paths: list[Path]) -> None:
 def cmd_compare(args) -> None:
     """The sweep's side-by-side comparison (grids per K, PSNR/usage/compression table) of the
     quality stage's runs in --out; the table and the images are copied into benchmarks/results/vqvae/."""
-    from genlab.train.loading import load_module
-
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     runs = {int(p.name[1:]): Run.open(p) for p in sorted(out.glob("K*"), key=lambda p: int(p.name[1:]))}
     if not runs:
         raise SystemExit(f"no K* runs in {out}: run the quality stage first")
-    root = compare_runs(out, runs, load_module, run_compression)
+    root = compare_runs(out, runs, run_compression)
     # every K has a row in comparison.png; of the 50-image grids (~1 MB each) only the largest K's is kept
     publish([root / "comparison.png", root / "comparison.md", root / f"grid_K{max(runs)}.png"])
     print((root / "comparison.md").read_text())
@@ -228,21 +226,19 @@ def cmd_fd_spread(args) -> None:
     """FD/KID of several independent draws of N samples from each trained prior, against the same
     real statistics: how far one FD/KID number can be trusted with these features and this N."""
     from genlab.eval.priors import decode_maps, fd_kid, held_out_evaluator
-    from genlab.train.loading import load_module
-    from genlab.train.prior_module import load_prior
+    from genlab.models.priors import sample_maps
 
     torch.set_num_threads(args.threads)
     run = Run.open(args.run)
-    module = load_module(run.path)
-    net = module.net
-    evaluator, n = held_out_evaluator(module.cfg, run, args.samples)
+    net = run.load_model()
+    evaluator, n = held_out_evaluator(run.config(), run, args.samples)
     print(f"# features: {evaluator.extractor.label}; N = {n}")
     print("| prior | draw | FD | KID |\n|---|---|---|---|")
     for kind in args.kinds:
-        prior = load_prior(run.path, kind)
+        prior = run.load_prior(kind)
         fds = []
         for draw in range(args.draws):
-            maps = prior.sample(n, generator=torch.Generator().manual_seed(1000 + draw))
+            maps = sample_maps(prior, n, generator=torch.Generator().manual_seed(1000 + draw))
             r = fd_kid(evaluator, decode_maps(net, maps))
             fds.append(r["fd"])
             print(f"| {kind} | {draw} | {r['fd']:.1f} | {r['kid']:.3f} +- {r['kid_std']:.3f} |", flush=True)

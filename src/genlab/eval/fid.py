@@ -29,7 +29,7 @@ from scipy import linalg
 
 from genlab.errors import GenlabError
 from genlab.eval.features import (
-    FeatureExtractor, _take, fallback_extractor, features_from_folder, features_from_tensors,
+    FeatureExtractor, take_images, fallback_extractor, features_from_folder, features_from_tensors,
     inception_extractor, list_images,
 )
 from genlab.eval.kid import default_subset_size, kid
@@ -303,7 +303,7 @@ class FIDEvaluator:
         images each run. `fallback=True` calibrates the fallback network on those images.
         """
         if fallback:
-            real = _take(real_images() if callable(real_images) else real_images, n)
+            real = take_images(real_images() if callable(real_images) else real_images, n)
             extractor = fallback_extractor(real, seed=seed, dims=dims, device=device, batch_size=batch_size)
             real_images = real
         else:
