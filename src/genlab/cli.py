@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if not args.loglik:
         raise GenlabError("nothing to evaluate: pass --loglik")
     evaluate_loglik(args.run, n_images=args.n_images, samples=args.samples, estimators=args.estimator,
-                    seed=args.seed, which=args.checkpoint, console=console)
+                    seed=args.seed, which=args.checkpoint, console=console, proposal=args.proposal,
+                    bdmc=args.bdmc)
 
 
 def cmd_data_info(args: argparse.Namespace) -> None:
@@ -199,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeatable; default: the run config's eval.estimators")
     e.add_argument("--n-images", type=int, default=None)
     e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS)")
+    e.add_argument("--proposal", choices=["laplace", "encoder"], default=None,
+                   help="IS proposal: laplace (mode-centred, the default) or encoder (IWAE)")
+    e.add_argument("--bdmc", action="store_true",
+                   help="also bracket log p(x) by BDMC (forward + reverse AIS) on images simulated from the "
+                        "model; writes RUN/eval/bdmc.json with the bracket width")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--checkpoint", choices=["best", "last"], default="best")
     e.set_defaults(func=cmd_evaluate)
@@ -306,6 +313,7 @@ def _apply_shortcuts(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _apply_shortcuts(args)
+    previous = _sigterm_as_ctrl_c()
     try:
         args.func(args)
     except GenlabError as exc:
@@ -318,9 +326,26 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {write_error(exc.filename or '?', exc)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/] (Ctrl-C); what was finished is saved", soft_wrap=True)
+        console.print("[bold red]interrupted[/] (Ctrl-C or SIGTERM); what was finished is saved", soft_wrap=True)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _sigterm_as_ctrl_c():
+    """`kill <pid>` stops any command like Ctrl-C does (atomic writes keep every file whole), instead
+    of killing it mid-step; during `trainer.fit` the runner hands SIGTERM to Lightning's own handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

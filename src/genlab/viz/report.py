@@ -163,6 +163,8 @@ def collect(run: Run, assets: Assets, anchor: str) -> RunView:
     ]
     tables = []
     json_files = sorted(run.eval.rglob("*.json")) if run.eval.is_dir() else []
+    # loglik.json / bdmc.json are the latest of their timestamped copies: show those, not the history
+    json_files = [p for p in json_files if not re.fullmatch(r"(loglik|bdmc)-\d{8}T\d{6}Z(-\d+)?\.json", p.name)]
     json_files.sort(key=lambda p: p.name != "loglik.json")  # the likelihood table first
     for path in json_files:
         rel = path.relative_to(run.eval).with_suffix("").as_posix()
