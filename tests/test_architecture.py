@@ -59,6 +59,10 @@ def test_models_import_only_torch_and_each_other():
     assert violations(files("models"), FORBIDDEN_IN_MODELS) == []
 
 
+def test_datasets_know_no_models_and_no_trainer():
+    assert violations(files("data"), ("genlab.models", "genlab.train", "lightning")) == []
+
+
 def test_the_rule_catches_lazy_and_relative_imports(tmp_path):
     """The check itself can fail: imports inside a function and relative ones are found."""
     package = tmp_path / "genlab"

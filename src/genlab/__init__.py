@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "export"]
+__all__ = ["Run", "__version__", "export", "load"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from genlab import api
 
         return getattr(api, name)
+    if name == "Run":
+        from genlab.runs import Run
+
+        return Run
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")

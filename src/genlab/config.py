@@ -184,7 +184,7 @@ class TrainerConfig(_Section):
 class EvalConfig(_Section):
     n_images: int = Field(10, gt=0)
     samples: int = Field(5000, gt=0)
-    estimators: list[Literal["is", "appendix-d", "ais"]] = Field(default_factory=lambda: ["is"])
+    estimators: list[Literal["is", "appendix-d", "ais"]] = Field(default_factory=lambda: ["is"])  # type: ignore[arg-type]
     appendix_d: dict[str, Any] = Field(default_factory=dict, description="options of eval.appendix_d (e.g. n_samples)")
     ais: dict[str, Any] = Field(default_factory=dict, description="options of eval.ais (e.g. n_intermediate)")
 

@@ -67,7 +67,9 @@ class DCGANGenerator(nn.Module):
     @property
     def first_layer(self) -> nn.ConvTranspose2d:
         """The layer the latent traversals' principal directions come from."""
-        return self.main[0]
+        layer = self.main[0]
+        assert isinstance(layer, nn.ConvTranspose2d)
+        return layer
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.main(z.view(z.shape[0], self.latent_dim, 1, 1))
@@ -104,6 +106,9 @@ class DCGANDiscriminator(nn.Module):
 class GAN(Generative):
     """A DCGAN generator and, with `ema=True`, an exponential moving average of it (weights and
     BatchNorm statistics; the trainer updates it) that samples come from."""
+
+    generator: DCGANGenerator
+    ema_generator: DCGANGenerator | None
 
     def __init__(self, latent_dim: int, channels: int, image_size: int, g_width: int, ema: bool = False) -> None:
         super().__init__()

@@ -21,6 +21,9 @@ from genlab.models.distributions import gaussian_log_likelihood, log_standard_no
 
 class LinearGaussianVAE(nn.Module):
     likelihood = "gaussian"
+    W: torch.Tensor  # buffers, registered in __init__
+    b: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(
         self,

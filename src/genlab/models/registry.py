@@ -11,7 +11,7 @@ from typing import Callable
 
 from torch import nn
 
-from genlab.config import ExperimentConfig
+from genlab.config import ExperimentConfig, GANConfig, VAEConfig, VQVAEConfig
 from genlab.models.bigan import BiGAN
 from genlab.models.dcgan import DCGAN
 from genlab.models.priors.code_vae import CodeVAE
@@ -39,12 +39,14 @@ def build_model(cfg: ExperimentConfig) -> nn.Module:
 
 def build_vae(cfg: ExperimentConfig) -> ConvVAE:
     m, d = cfg.model, cfg.data
+    assert isinstance(m, VAEConfig)
     return ConvVAE(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim,
                    channels=m.channels, likelihood=m.likelihood, sigma=m.sigma)
 
 
 def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
     m, d = cfg.model, cfg.data
+    assert isinstance(m, GANConfig)
     cls = BiGAN if m.name == "bigan" else DCGAN
     return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
                g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
@@ -52,6 +54,7 @@ def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
 
 def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
     m = cfg.model
+    assert isinstance(m, VQVAEConfig)
     return VQVAE(in_channels=cfg.data.channels, hidden=m.hidden, res_hidden=m.res_hidden, res_blocks=m.res_blocks,
                  code_dim=m.code_dim, num_codes=m.num_codes, beta=m.beta, codebook=m.codebook, decay=m.decay,
                  init=m.init, restart_threshold=m.restart_threshold, seed=cfg.trainer.seed,
@@ -67,6 +70,7 @@ register_model("vqvae", build_vqvae)
 
 def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> nn.Module:
     """The untrained neural prior `kind` ("vae" or "pixelcnn") over `grid` code maps of a VQ-VAE run."""
+    assert isinstance(cfg.model, VQVAEConfig)
     p, k = cfg.model.priors, cfg.model.num_codes
     if kind == "vae":
         return CodeVAE(k, grid, latent_dim=p.vae.latent_dim, hidden=p.vae.hidden, embed_dim=p.vae.embed_dim)

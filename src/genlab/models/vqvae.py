@@ -80,6 +80,14 @@ class VectorQuantizer(nn.Module):
     fast and leaves most codes behind, and they should not wait hundreds of steps.
     """
 
+    # buffers (and, with codebook="loss", the embedding as a Parameter), registered in __init__
+    embedding: torch.Tensor
+    ema_count: torch.Tensor
+    ema_sum: torch.Tensor
+    usage: torch.Tensor
+    initialized: torch.Tensor
+    restarts: torch.Tensor
+
     def __init__(self, num_codes: int, dim: int, beta: float = 0.25, codebook: str = "ema",
                  decay: float = 0.99, eps: float = 1e-5, init: str = "kmeans",
                  restart_threshold: float = 1.0, seed: int = 0, usage_decay: float = 0.9) -> None:

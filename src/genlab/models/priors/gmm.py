@@ -28,8 +28,8 @@ class GMMPrior:
             components, pca_dim, covariance, seed, chunk)
         self.pca: IncrementalPCA | None = None
         self.gmm: GaussianMixture | None = None
-        self.codebook: np.ndarray | None = None
-        self.grid: tuple[int, int] | None = None
+        self.codebook: np.ndarray = np.zeros((0, 0), dtype=np.float32)  # set by fit
+        self.grid: tuple[int, int] = (0, 0)
 
     @property
     def _flat(self) -> int:
@@ -75,7 +75,7 @@ class GMMPrior:
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         if temperature != 1.0:
             raise ValueError("the Gaussian mixture samples at temperature 1 only")
-        if self.gmm is None:
+        if self.gmm is None or self.pca is None:
             raise RuntimeError("fit the prior before sampling")
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if generator is not None else self.seed
         self.gmm.random_state = np.random.RandomState(seed)

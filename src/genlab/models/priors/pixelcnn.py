@@ -78,6 +78,11 @@ class GatedPixelCNN(nn.Module):
                                   nn.Conv2d(2 * hidden, num_codes, 1))
 
     @property
+    def gated(self) -> list[GatedLayer]:
+        """The gated layers, typed (a ModuleList yields plain Modules)."""
+        return [layer for layer in self.layers if isinstance(layer, GatedLayer)]
+
+    @property
     def rows_of_context(self) -> int:
         """How many rows above a position its logits can depend on: each layer's vertical conv adds
         kernel//2 rows and the shift into the horizontal stack one more."""
@@ -107,9 +112,9 @@ class GatedPixelCNN(nn.Module):
         vertical stack: v_to_h of its pre-activation at the last row (of zeros when R = 0)."""
         if above.shape[1] == 0:
             zero = self.embed.weight.new_zeros(above.shape[0], 2 * self.embed.embedding_dim, 1, width)
-            return [layer.v_to_h(zero) for layer in self.layers]
+            return [layer.v_to_h(zero) for layer in self.gated]
         v, terms = self.embed(above).permute(0, 3, 1, 2), []
-        for layer in self.layers:
+        for layer in self.gated:
             v_pre = layer.vertical(v)
             terms.append(layer.v_to_h(v_pre[:, :, -1:]))
             v = _gate(v_pre)
@@ -118,7 +123,7 @@ class GatedPixelCNN(nn.Module):
     def _logits_at(self, row: torch.Tensor, terms: list[torch.Tensor], c: int) -> torch.Tensor:
         """(N, K) logits at column c of a row (N, W) whose entries before c are filled in."""
         h = self.embed(row[:, :c + 1]).permute(0, 2, 1).unsqueeze(2)  # (N, hidden, 1, c+1)
-        for layer, term in zip(self.layers, terms):
+        for layer, term in zip(self.gated, terms):
             h = layer.horizontal(h, term[..., :c + 1])
         return self.head(h[..., -1:])[:, :, 0, 0]
 
