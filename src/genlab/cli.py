@@ -172,6 +172,7 @@ def cmd_fid(args: argparse.Namespace) -> None:
 # --- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from genlab import __version__
+    from genlab import defaults as D
 
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and evaluate deep generative "
                                 "models of images (VAE, VQ-VAE, DCGAN, LSGAN, BiGAN).")
@@ -188,10 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
     s.add_argument("run")
-    s.add_argument("--n", type=int, default=100)
+    s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
     s.add_argument("--out", default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    s.add_argument("--seed", type=int, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
+    s.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.SAMPLE["which"],
+                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run")
@@ -225,15 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("traverse", help="latent traversals, slerp interpolations and (BiGAN) reconstructions "
                         "of a trained run, into RUN/plots/traverse/")
     tr.add_argument("run")
-    tr.add_argument("--mode", default="all", choices=["all", "coords", "pca", "slerp", "recon"])
-    tr.add_argument("--rows", type=int, default=8, help="directions (or slerp pairs), one per row")
-    tr.add_argument("--steps", type=int, default=10, help="images per row")
-    tr.add_argument("--span", type=float, default=3.0, help="traverse each direction over [-span, span]")
+    tr.add_argument("--mode", default=D.TRAVERSE["mode"], choices=D.TRAVERSE_MODES,
+                    help="which grids (default: %(default)s)")
+    tr.add_argument("--rows", type=int, default=D.TRAVERSE["rows"],
+                    help="directions (or slerp pairs), one per row (default: %(default)s)")
+    tr.add_argument("--steps", type=int, default=D.TRAVERSE["steps"], help="images per row (default: %(default)s)")
+    tr.add_argument("--span", type=float, default=D.TRAVERSE["span"],
+                    help="traverse each direction over [-span, span] (default: %(default)s)")
     tr.add_argument("--dims", default=None, help="latent coordinates for --mode coords, e.g. 0,5,17 (default 0..rows-1)")
-    tr.add_argument("--n-recon", type=int, default=500, help="real images for the reconstruction error")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--n-recon", type=int, default=D.TRAVERSE["n_recon"],
+                    help="real images for the reconstruction error (default: %(default)s)")
+    tr.add_argument("--seed", type=int, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
     tr.add_argument("--out", default=None, help="output folder (default: RUN/plots/traverse)")
-    tr.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    tr.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.TRAVERSE["which"],
+                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     tr.set_defaults(func=cmd_traverse)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
@@ -250,15 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
                         "of a run into RUN/codes/codes.npz")
     cm.add_argument("run")
-    cm.add_argument("--batch-size", type=int, default=256)
-    cm.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    cm.add_argument("--batch-size", type=int, default=D.CODES["batch_size"],
+                    help="images per encoder batch (default: %(default)s)")
+    cm.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.CODES["which"],
+                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     cm.set_defaults(func=cmd_codes)
 
     pr = sub.add_parser("prior", help="VQ-VAE: train a prior over the run's code maps into RUN/priors/KIND/")
     pr.add_argument("run")
     pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
                     "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
-    pr.add_argument("--kind", required=True, choices=["gmm", "vae", "pixelcnn"])
+    pr.add_argument("--kind", required=True, choices=D.PRIOR_KINDS, help="which prior to train")
     pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs")
     pr.add_argument("--max-minutes", type=float, default=None,
                     help="neural priors: stop training after this much wall time (the best epoch is kept)")
@@ -268,12 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("prior-eval", help="VQ-VAE: sample grids, held-out bits per code map and FD/KID "
                         "for each trained prior; one table in RUN/eval/priors.md")
     pe.add_argument("run")
-    pe.add_argument("--kind", action="append", choices=["gmm", "vae", "pixelcnn"],
+    pe.add_argument("--kind", action="append", choices=D.PRIOR_KINDS,
                     help="repeatable; default: every trained prior")
     pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
                     "default model.priors.eval_samples")
-    pe.add_argument("--seed", type=int, default=0)
-    pe.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    pe.add_argument("--seed", type=int, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
+    pe.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.PRIOR_EVAL["which"],
+                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     pe.set_defaults(func=cmd_prior_eval)
 
     sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "
@@ -294,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("path_b", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("--weights", default=None, help="pt_inception-2015-12-05-6726825d.pth (default: "
                    "$GENLAB_FID_WEIGHTS, then the torch hub cache)")
-    f.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048])
-    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--dims", type=int, default=D.FID["dims"], choices=D.FID_DIMS,
+                   help="Inception feature block (default: %(default)s, the standard FID)")
+    f.add_argument("--batch-size", type=int, default=D.FID["batch_size"], help="images per batch (default: %(default)s)")
     f.add_argument("--device", default=None, help="cuda, cuda:0 or cpu (default: cuda if available)")
     f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
                    "on PATH_A; values NOT comparable to published FIDs")

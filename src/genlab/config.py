@@ -22,6 +22,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# which FID feature network: auto = Inception when its weights are found, else the fallback
+# (genlab.eval.features.choose_extractor, the one place the rule lives)
+ExtractorChoice = Literal["auto", "inception", "fallback"]
+
+
 # --- models -------------------------------------------------------------------------------------
 class VAEConfig(_Section):
     """The study's convolutional VAE."""
@@ -44,7 +49,7 @@ class GANFIDConfig(_Section):
     dims: Literal[64, 192, 768, 2048] = 2048
     weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = "
                                    "$GENLAB_FID_WEIGHTS or the torch hub cache")
-    extractor: Literal["auto", "inception", "fallback"] = Field(
+    extractor: ExtractorChoice = Field(
         "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
     batch_size: int = Field(50, gt=0)
     kid_subset_size: Optional[int] = Field(None, gt=1, description="None = min(1000, N/2)")
@@ -99,7 +104,7 @@ class PriorsConfig(_Section):
     vae: CodeVAEPriorConfig = Field(default_factory=CodeVAEPriorConfig)
     pixelcnn: PixelCNNPriorConfig = Field(default_factory=PixelCNNPriorConfig)
     eval_samples: int = Field(1000, gt=2, description="decoded samples per prior for FD/KID (and real images)")
-    fid_extractor: Literal["auto", "inception", "fallback"] = Field(
+    fid_extractor: ExtractorChoice = Field(
         "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
     fid_weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = default places")
 

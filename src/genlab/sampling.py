@@ -6,13 +6,14 @@ from pathlib import Path
 
 import torch
 
+from genlab.defaults import SAMPLE
 from genlab.runs import Run
 from genlab.viz.grids import save_grid
 
 
 @torch.no_grad()
-def sample_grid(run_dir: str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
-                which: str = "best", device: str = "cpu") -> Path:
+def sample_grid(run_dir: str | Path, n: int = SAMPLE["n"], out: str | Path | None = None, seed: int = SAMPLE["seed"],
+                which: str = SAMPLE["which"], device: str = "cpu") -> Path:
     """Draw `n` samples with a seeded generator and save them as a grid (10 per row)."""
     run = Run.open(run_dir)
     model = run.load_model(which, device)

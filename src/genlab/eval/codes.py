@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genlab.data.registry import build_dataset
+from genlab.defaults import CODES
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.runs import Run
@@ -69,7 +70,7 @@ def encode_dataset(net, dataset: Dataset, batch_size: int = 256, device: str | t
     return np.concatenate(out)
 
 
-def write_code_maps(run_dir: str | Path, which: str = "best", batch_size: int = 256,
+def write_code_maps(run_dir: str | Path, which: str = CODES["which"], batch_size: int = CODES["batch_size"],
                     device: str = "cpu", console=None) -> Path:
     """Encode the run's train and val splits with its VQ-VAE; returns the path of codes.npz."""
     from rich.progress import Progress

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -86,6 +87,24 @@ def _missing(path: Path, source: str) -> GenlabError:
         f"download {FID_WEIGHTS_URL} and put it at {hub_weights_path()} (or pass --weights FILE, "
         f"or set {WEIGHTS_ENV}=FILE); or use the fallback extractor (--fallback), whose FIDs are NOT comparable "
         "to published ones")
+
+
+def choose_extractor(choice: str, weights: str | os.PathLike | None = None, setting: str = "extractor") -> str:
+    """The one rule behind `extractor: auto` (GAN training and the prior comparison alike):
+    "inception" when its weights are found, else "fallback" with a warning that the values are
+    NOT comparable to published FIDs. "inception" and "fallback" are returned as they are (a
+    missing weights file then fails when the network is built)."""
+    if choice not in ("auto", "inception", "fallback"):
+        raise GenlabError(f"{setting}={choice!r}: choose auto, inception or fallback")
+    if choice != "auto":
+        return choice
+    try:
+        resolve_weights(weights)
+        return "inception"
+    except GenlabError as exc:
+        warnings.warn(f"{exc}. Using the fallback extractor: these FIDs are NOT comparable to published "
+                      f"ones (set {setting}=inception to make this an error)", stacklevel=3)
+        return "fallback"
 
 
 def resolve_weights(weights: str | os.PathLike | None = None) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from genlab.defaults import FID
 from genlab.errors import GenlabError
 from genlab.eval.features import (
     FeatureExtractor, take_images, fallback_extractor, features_from_folder, features_from_tensors,
@@ -251,8 +252,8 @@ def fid_between(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: s
 
 
 def fid_cli(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: str | os.PathLike | None = None,
-            dims: int = 2048, batch_size: int = 50, device: str | torch.device | None = None,
-            fallback: bool = False, seed: int = 0) -> FIDResult:
+            dims: int = FID["dims"], batch_size: int = FID["batch_size"], device: str | torch.device | None = None,
+            fallback: bool = False, seed: int = FID["seed"]) -> FIDResult:
     """What `genlab fid A B [--weights FILE] [--dims D] [--batch-size N] [--fallback]` runs.
 
     `fallback=True` uses the He-initialised network calibrated on the first image folder given

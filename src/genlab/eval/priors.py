@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from genlab.data.registry import build_dataset
+from genlab.defaults import PRIOR_EVAL
 from genlab.errors import GenlabError
 from genlab.eval.codes import load_code_maps
 from genlab.io import atomic_write_json, atomic_write_text
@@ -42,16 +43,12 @@ def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
     (calibrated on the same real images; NOT comparable to published FIDs)."""
     from genlab.eval.fid import FIDEvaluator
 
+    from genlab.eval.features import choose_extractor
+
     p = cfg.model.priors
-    kinds = ["inception", "fallback"] if p.fid_extractor == "auto" else [p.fid_extractor]
-    for kind in kinds:
-        try:
-            return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=p.fid_weights,
-                                            fallback=kind == "fallback", seed=cfg.trainer.seed)
-        except GenlabError:
-            if kind == kinds[-1]:
-                raise
-    raise AssertionError("unreachable")
+    kind = choose_extractor(p.fid_extractor, p.fid_weights, "model.priors.fid_extractor")
+    return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=p.fid_weights,
+                                    fallback=kind == "fallback", seed=cfg.trainer.seed)
 
 
 def fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
@@ -85,7 +82,7 @@ def held_out_evaluator(cfg, run: Run, n: int):
 
 
 def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_samples: int | None = None,
-                    seed: int = 0, which: str = "best", console=None) -> dict[str, Any]:
+                    seed: int = PRIOR_EVAL["seed"], which: str = PRIOR_EVAL["which"], console=None) -> dict[str, Any]:
     """The comparison table for every trained prior (or `kinds`); see the module docstring."""
     run = Run.open(run_dir)
     cfg, net = run.config(), run.load_model(which)

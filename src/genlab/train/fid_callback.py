@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import DataConfig, GANFIDConfig
 from genlab.errors import GenlabError
-from genlab.eval.features import FeatureExtractor, fallback_extractor, inception_extractor, resolve_weights
+from genlab.eval.features import FeatureExtractor, choose_extractor, fallback_extractor, inception_extractor
 from genlab.eval.fid import FIDEvaluator, FIDResult, cached_stats
 from genlab.io import atomic_path, atomic_write_json
 from genlab.runs import Run
@@ -33,16 +33,7 @@ NOT_COMPARABLE = "fallback feature extractor: these values are NOT comparable to
 def build_extractor(settings: GANFIDConfig, real_images: Callable[[], Any]) -> FeatureExtractor:
     """The Inception network when its weights are found (or required), else the fallback one
     calibrated on the real images."""
-    choice = settings.extractor
-    if choice == "auto":
-        try:
-            resolve_weights(settings.weights)
-            choice = "inception"
-        except GenlabError as exc:
-            warnings.warn(f"{exc}. Using the fallback extractor: FIDs of this run are NOT comparable to "
-                          "published ones (set model.fid.extractor=inception to make this an error)", stacklevel=2)
-            choice = "fallback"
-    if choice == "inception":
+    if choose_extractor(settings.extractor, settings.weights, "model.fid.extractor") == "inception":
         return inception_extractor(settings.weights, settings.dims)
     return fallback_extractor(real_images(), seed=settings.seed, dims=settings.dims, batch_size=settings.batch_size)
 

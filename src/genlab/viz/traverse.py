@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
+from genlab.defaults import TRAVERSE, TRAVERSE_MODES
+
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json
 from genlab.runs import Run
@@ -101,12 +103,13 @@ def _real_images(cfg: Any, n: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def traverse_run(run_dir: str | Path, out: str | Path | None = None, mode: str = "all", rows: int = 8,
-                 steps: int = 10, span: float = 3.0, dims: Sequence[int] | None = None, seed: int = 0,
-                 n_recon: int = 500, which: str = "best", device: str = "cpu") -> dict[str, Path]:
+def traverse_run(run_dir: str | Path, out: str | Path | None = None, mode: str = TRAVERSE["mode"],
+                 rows: int = TRAVERSE["rows"], steps: int = TRAVERSE["steps"], span: float = TRAVERSE["span"],
+                 dims: Sequence[int] | None = None, seed: int = TRAVERSE["seed"], n_recon: int = TRAVERSE["n_recon"],
+                 which: str = TRAVERSE["which"], device: str = "cpu") -> dict[str, Path]:
     """Write the traversal grids of a run; returns {name: path}."""
-    if mode not in ("all", "coords", "pca", "slerp", "recon"):
-        raise GenlabError(f"--mode {mode!r}: choose all, coords, pca, slerp or recon")
+    if mode not in TRAVERSE_MODES:
+        raise GenlabError(f"--mode {mode!r}: choose {', '.join(TRAVERSE_MODES)}")
     if steps < 2 or rows < 1:
         raise GenlabError("--steps must be at least 2 and --rows at least 1")
     run = Run.open(run_dir)

@@ -15,7 +15,9 @@ from typing import Optional, Protocol, runtime_checkable
 
 import torch
 
-PRIOR_KINDS = ("gmm", "vae", "pixelcnn")
+from genlab.defaults import PRIOR_KINDS
+
+__all__ = ["PRIOR_KINDS", "CodePrior", "bits_per_map", "sample_maps"]
 
 
 @runtime_checkable
