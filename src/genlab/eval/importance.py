@@ -182,15 +182,16 @@ def laplace_log_weights(model: nn.Module, x: torch.Tensor, fit: LaplaceFit, n_sa
 
 def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000, *,
                         proposal: str = "laplace", defensive: float = 0.1, inflation: float = 1.25,
-                        mode_steps: int = 200, n_blocks: int = N_BLOCKS, batch_size: int = 256,
+                        mode_steps: int = 200, n_blocks: int = N_BLOCKS, elbo_samples: int = 100, batch_size: int = 256,
                         seed: int = 0, image_ids=None) -> Estimate:
     """Per-image IS estimate of log p(x) (nats) with the replicate standard error (`n_blocks`
     disjoint blocks), the ESS of the weights, the gain from K/n_blocks to K and the converged flag.
-    With the encoder proposal the ELBO (mean log weight) and its se ride along in `extras`.
+    The ELBO and its se ride along in `extras`: the mean log weight with the encoder proposal,
+    otherwise from `elbo_samples` extra encoder draws.
     Random numbers come from one stream per image (seeded by `seed` and the image's id), so an
     image's value does not depend on the other images scored with it."""
     check_images(x)
-    check_positive(n_samples=n_samples, batch_size=batch_size, n_blocks=n_blocks)
+    check_positive(n_samples=n_samples, batch_size=batch_size, n_blocks=n_blocks, elbo_samples=elbo_samples)
     if proposal not in PROPOSALS:
         raise GenlabError(f"IS proposal must be one of {PROPOSALS}, got {proposal!r}")
     if not 0 <= defensive < 1 or inflation < 1:
@@ -207,6 +208,11 @@ def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000
             fit = laplace_fit(model, xb, mode_steps)
             log_w = laplace_log_weights(model, xb, fit, n_samples, batch_size, rb, defensive, inflation)
             out["mode_log_joint"], out["encoder_mean_log_joint"] = fit.mode_log_joint, fit.start_log_joint
+            # the ELBO beside it, from `elbo_samples` encoder draws (after the proposal's, same streams)
+            elbo_w = log_importance_weights(model, xb, elbo_samples, batch_size, rb).double()
+            out["elbo"] = elbo_w.mean(0)
+            out["elbo_se"] = (elbo_w.std(0) / math.sqrt(elbo_samples) if elbo_samples > 1
+                              else torch.full_like(out["elbo"], math.nan))
         out.update(summarise_weights(log_w, n_blocks))
         return out
 
@@ -216,7 +222,7 @@ def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000
     settings = {"proposal": "encoder q(z|x)" if proposal == "encoder" else "laplace", "n_blocks": n_blocks,
                 "batch_size": batch_size, "seed": seed}
     if proposal == "laplace":
-        settings.update(defensive=defensive, inflation=inflation, mode_steps=mode_steps)
+        settings.update(defensive=defensive, inflation=inflation, mode_steps=mode_steps, elbo_samples=elbo_samples)
     return Estimate(
         estimator="is", log_px=out["log_px"], se=out["se"], n_samples=n_samples, seconds_per_image=seconds,
         extras=extras, settings=settings, ess=out["ess"], gain=out["gain"],
