@@ -95,3 +95,20 @@ def test_ctrl_c_after_training_is_one_line_and_marks_the_run(tmp_path, monkeypat
     _one_line_error(capsys.readouterr().out, "interrupted after training", "genlab report")
     run = Run.open(runs / "late")
     assert run.status()["status"] == "interrupted" and run.last_checkpoint.is_file()
+
+
+def test_sigterm_outside_training_stops_a_command_like_ctrl_c(trained_run, monkeypatch, capsys):
+    import signal
+    import time
+
+    import genlab.viz.report as report
+
+    def slow_report(*a, **kw):  # `kill <pid>` while a long step runs
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(report, "write_report", slow_report)
+    assert main(["report", str(trained_run)]) == 130
+    assert "interrupted" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI's handler is put back

@@ -257,3 +257,25 @@ def test_every_run_file_is_group_readable(tiny_cfg):
     assert any(p.suffix == ".png" for p in files) and run.config_path in files and run.report in files
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
     assert all(m & 0o044 == 0o044 for m in modes.values()), modes
+
+
+def test_a_gan_on_fewer_images_than_its_fid_n_trains_and_writes_every_artefact(tmp_path, monkeypatch):
+    """bigan-bitmoji-quick with data.subset=200: FID n=500 and a validation split below one grid row."""
+    from torch.utils.data import TensorDataset
+    from genlab.config import load_config
+    from genlab.train import fid_callback
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+    def few(split):
+        x, y = fake_bitmoji(split).tensors
+        return TensorDataset(x[:3], y[:3]) if split == "val" else TensorDataset(x, y)
+
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: few(split))
+    monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+    cfg = load_config("bigan-bitmoji-quick", [*TINY, f"output.runs_dir={tmp_path / 'runs'}", "output.run_name=few",
+                                              "trainer.max_epochs=1", "model.fid.n=500", "model.fid.final_n=64",
+                                              "model.fid.batch_size=16"])
+    with pytest.warns(UserWarning, match="only 48 images"):
+        run = runner.train(cfg)
+    assert run.status()["status"] == "finished"
+    assert (run.reconstructions / "epoch_000.png").is_file() and (run.eval / "fid.json").is_file()

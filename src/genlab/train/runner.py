@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -117,7 +119,8 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
             warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
             warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
             try:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+                with lightning_handles_sigterm():
+                    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             except SIGTERMException:
                 raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
                                   f"Continue with: genlab train --resume {run.path}") from None
@@ -130,6 +133,20 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
                 raise GenlabError(f"interrupted after training; the checkpoints are saved. Write the report "
                                   f"with: genlab report {run.path}") from None
     return run
+
+
+@contextlib.contextmanager
+def lightning_handles_sigterm():
+    """During fit, SIGTERM is Lightning's alone: it stops at a batch boundary and RunLifecycle saves
+    last.ckpt. Lightning would also call a handler installed before it (the CLI's, which raises at
+    once, mid-step), so that one is set aside for the fit and put back after."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def hold(stack: contextlib.ExitStack, run: Run) -> None:
