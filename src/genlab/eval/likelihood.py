@@ -258,7 +258,8 @@ def loglik_table(
         elbo_src = importance_sampling(model, images, DEFAULT_ELBO_SAMPLES, proposal="encoder", **common)
     return LoglikTable(
         image_ids=ids, num_dims=int(images[0].numel()), likelihood=str(model.likelihood),
-        elbo=elbo_src.extras["elbo"], elbo_se=elbo_src.extras["elbo_se"], elbo_samples=elbo_src.n_samples,
+        elbo=elbo_src.extras["elbo"], elbo_se=elbo_src.extras["elbo_se"],
+        elbo_samples=int(elbo_src.settings.get("elbo_samples", elbo_src.n_samples)),
         estimates=estimates, seed=seed,
     )
 
