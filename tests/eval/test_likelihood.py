@@ -348,3 +348,17 @@ def test_an_earlier_table_is_not_overwritten(tmp_path):
     assert pixels.dtype == np.uint8 and pixels.shape == tuple(x.shape)
     np.testing.assert_array_equal(pixels, np.rint(x.double().numpy() * 255).astype(np.uint8))
     assert (tmp_path / "eval" / first.provenance["images_file"]).is_file()
+
+
+def test_bdmc_table_reports_the_bracket_width():
+    from genlab.eval.likelihood import bdmc_table
+
+    model, x, z, exact = _problem(2)
+    res = bdmc(model, x, z, n_intermediate=100, n_chains=8, check=False)
+    data = bdmc_table(res, [0, 1, 2])
+    widths = np.array([r["bracket_width"] for r in data["images"]])
+    np.testing.assert_allclose(widths, res.upper.log_px - res.lower.log_px)
+    assert data["max_bracket_width"] == pytest.approx(widths.max()) and widths.max() < 1.0
+    for r, truth in zip(data["images"], exact):
+        assert r["lower"] - 3 * r["lower_se"] - 0.1 <= truth <= r["upper"] + 3 * r["upper_se"] + 0.1
+        assert 1 <= r["lower_ess"] <= 8 and 1 <= r["upper_ess"] <= 8
