@@ -53,11 +53,9 @@ class ImageGrids(L.Callback):
         save_grid(samples, self.run.samples / f"epoch_{epoch:03d}.png", nrow=10)
         if self.originals is not None and pl_module.net.has_encoder:
             x = self.originals.to(device)
-            recon = pl_module.net.reconstruct(x)
-            if recon is not None:
-                per_row = min(10, x.shape[0])
-                grid = originals_over_reconstructions(x, recon, per_row=per_row)
-                save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=per_row)
+            per_row = min(10, x.shape[0])
+            grid = originals_over_reconstructions(x, pl_module.net.reconstruct(x), per_row=per_row)
+            save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=per_row)
         pl_module.train(was_training)
 
 
