@@ -27,10 +27,10 @@ def pick_images(run: Run, n_images: int, seed: int) -> tuple[torch.Tensor, list[
 def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: int | None = None,
                     estimators: list[str] | None = None, seed: int = 0, which: str = "best",
                     console: Console | None = None, device: str = "cpu", proposal: str | None = None,
-                    bdmc: bool = False) -> Path:
+                    bdmc: int = 0) -> Path:
     """Score held-out images and keep the table: RUN/eval/loglik-<timestamp>.json (+ the scored
     pixels as loglik_images-<timestamp>.npy), with loglik.json / loglik_images.npy the latest.
-    With `bdmc`, also bracket log p(x) on data simulated from the model (eval/bdmc.json)."""
+    With `bdmc` = N > 0, also bracket log p(x) on N images simulated from the model (eval/bdmc.json)."""
     from genlab.eval.likelihood import loglik_table, save_evaluation
 
     run = Run.open(run_dir)
@@ -59,7 +59,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
         console.print(f"saved {run.eval / table.provenance['table_file']} (latest: {out}; "
                       f"scored pixels: {table.provenance['images_file']})")
     if bdmc:
-        evaluate_bdmc(run, model, n_images, seed, dict(cfg.eval.ais), console, device)
+        evaluate_bdmc(run, model, int(bdmc), seed, {"check": False, **dict(cfg.eval.ais)}, console, device)
     return out
 
 
