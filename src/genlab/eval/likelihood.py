@@ -99,6 +99,10 @@ class LoglikTable:
         why = "largest converged stochastic lower bound"
         if len(cands) > 1:
             why += " of " + ", ".join(n for _, n in sorted(cands, reverse=True))
+        higher = [n for n, est in self.estimates.items() if n in LOWER_BOUNDS and n != name
+                  and float(est.log_px[i]) > value + AGREEMENT_NATS]
+        if higher:  # a lower bound above the best one: the best is itself too low
+            why += f"; WARNING: the unconverged {', '.join(higher)} lies more than {AGREEMENT_NATS:g} nat above it"
         diag = self.estimates.get("appendix-d")
         if diag is not None and diag.converged is not None and bool(diag.converged[i]):
             agrees = abs(float(diag.log_px[i]) - value) <= AGREEMENT_NATS
