@@ -119,11 +119,17 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
             warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
             warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
             try:
-                with lightning_handles_sigterm():
+                with lightning_handles_sigterm() as received:
                     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             except SIGTERMException:
                 raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
                                   f"Continue with: genlab train --resume {run.path}") from None
+        if received:  # SIGTERM after the last batch: the checkpoints are written, stop before the rest
+            if trainer.is_global_zero:
+                run.set_status("interrupted", message=f"stopped by SIGTERM after training; continue with: "
+                               f"genlab train --resume {run.path}")
+            raise GenlabError(f"stopped by SIGTERM after training; checkpoints saved. "
+                              f"Continue with: genlab train --resume {run.path}")
         if trainer.is_global_zero:
             try:
                 finish_run(run, cfg)
@@ -137,13 +143,16 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
 
 @contextlib.contextmanager
 def lightning_handles_sigterm():
-    """During fit, SIGTERM is Lightning's alone: it stops at a batch boundary and RunLifecycle saves
-    last.ckpt. Lightning would also call a handler installed before it (the CLI's, which raises at
-    once, mid-step), so that one is set aside for the fit and put back after."""
+    """During fit, SIGTERM is Lightning's: it stops at a batch boundary and RunLifecycle saves last.ckpt.
+    Lightning would also call a handler installed before it (the CLI's, which raises at once, mid-step),
+    so that one is replaced for the fit by one that only remembers the signal: a SIGTERM in the moments
+    Lightning is not listening (its set-up and tear-down) is then neither fatal nor lost. Yields the
+    list of signals received."""
+    received: list[int] = []
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL) if main else None
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum)) if main else None
     try:
-        yield
+        yield received
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
