@@ -185,9 +185,9 @@ def test_gan_run_end_to_end_with_fid(gan_cfg, monkeypatch):
     assert run.status()["status"] == "finished"
 
 
-def test_fid_n_larger_than_dataset_is_a_clear_error(gan_cfg, monkeypatch):
-    from genlab.errors import GenlabError
-
+def test_fid_n_larger_than_dataset_uses_every_image_and_says_so(gan_cfg, monkeypatch):
+    # issue 13: a tiny training set gives a per-epoch FID on fewer real images, not a crash
     monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
-    with pytest.raises(GenlabError, match="model.fid.n=1000"):
-        train(gan_cfg("lsgan", "trainer.max_epochs=1", "model.fid.n=1000"))
+    with pytest.warns(UserWarning, match="model.fid.n=1000 but the training set has only 48 images"):
+        run = train(gan_cfg("lsgan", "trainer.max_epochs=1", "model.fid.n=1000"))
+    assert run.status()["status"] == "finished"
