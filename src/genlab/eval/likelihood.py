@@ -33,13 +33,13 @@ from genlab.eval import units
 from genlab.eval.ais import BDMCResult, ais, bdmc, simulate  # noqa: F401  (re-exported)
 from genlab.eval.appendix_d import appendix_d
 from genlab.eval.estimate import CONVERGENCE, Estimate, check_images
+from genlab.eval.importance import importance_sampling
+from genlab.io import atomic_write_bytes, atomic_write_json
 
 CONVERGENCE_RULE = (f"converged = ESS >= {CONVERGENCE['min_ess_samples']} importance samples (or half the chains, "
                     f"AIS / Appendix D) and replicate se <= {CONVERGENCE['max_se']} nat and |gain| <= "
                     f"{CONVERGENCE['max_gain']} nat (IS: K/10 -> K; AIS: a quarter of the temperatures -> all; "
                     "Appendix D: a quarter of the draws -> all)")
-from genlab.eval.importance import importance_sampling
-from genlab.io import atomic_write_bytes, atomic_write_json
 
 ESTIMATORS = ("is", "appendix-d", "ais")
 NAMES = {
