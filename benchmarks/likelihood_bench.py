@@ -90,7 +90,7 @@ def bench_run(run_dir: str, args) -> tuple[str, dict]:
     lines = ["| image | estimator | estimate (nats) | reference | error | ESS | converged | CPU s/image |",
              "|---|---|---|---|---|---|---|---|"]
     flags_ok, per_est = True, {}
-    for name, (fn, sl) in runs.items():
+    for name, (fn, _) in runs.items():
         est, t = cpu_timed(fn)
         if name.startswith("IS, mode-centred"):
             t = t_table  # its cost is the table's
@@ -121,7 +121,8 @@ def bench_run(run_dir: str, args) -> tuple[str, dict]:
             f"converged on {int(ref.converged.sum())}/{len(ids)})."]
     if ref_ais is not None:
         diffs = ref_ais.log_px - ref.log_px[: len(ref_ais.log_px)]
-        text.append(f"Cross-check: AIS, {args.ref_ais_chains} chains x {args.ref_ais_temps} temperatures (encoder init) on image(s) "
+        text.append(f"Cross-check: AIS, {args.ref_ais_chains} chains x {args.ref_ais_temps} temperatures "
+                    f"(encoder init) on image(s) "
                     f"{ids[: len(diffs)]}: {', '.join(f'{v:.2f}' for v in ref_ais.log_px)} nats, i.e. "
                     f"{', '.join(f'{d:+.2f}' for d in diffs)} from the reference IS.")
     text += ["", f"Default table (`genlab evaluate RUN --loglik`: estimators {list(cfg.eval.estimators)}, "

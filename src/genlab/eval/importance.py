@@ -203,7 +203,8 @@ def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000
         if proposal == "encoder":
             log_w = log_importance_weights(model, xb, n_samples, batch_size, rb).double()
             out["elbo"] = log_w.mean(0)
-            out["elbo_se"] = log_w.std(0) / math.sqrt(n_samples) if n_samples > 1 else torch.full_like(out["elbo"], math.nan)
+            out["elbo_se"] = (log_w.std(0) / math.sqrt(n_samples) if n_samples > 1
+                              else torch.full_like(out["elbo"], math.nan))
         else:
             fit = laplace_fit(model, xb, mode_steps)
             log_w = laplace_log_weights(model, xb, fit, n_samples, batch_size, rb, defensive, inflation)
