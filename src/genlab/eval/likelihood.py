@@ -168,7 +168,8 @@ class LoglikTable:
     def rich_table(self):
         from rich.table import Table
 
-        table = Table(title="log p(x) per image (nats): value ± replicate se [ESS]; best = largest converged lower bound",
+        table = Table(title="log p(x) per image (nats): value ± replicate se [ESS]; "
+                            "best = largest converged lower bound",
                       caption=self._caption(), caption_justify="left")
         table.add_column("image", justify="right")
         table.add_column("ELBO", justify="right")
@@ -252,7 +253,8 @@ def loglik_table(
         opts = {**common, **options.get(name, {})}
         allowed = set(inspect.signature(fn).parameters) - {"model", "x", "_return_steps", "image_ids"}
         if set(opts) - allowed - {"image_ids"}:
-            raise GenlabError(f"unknown option(s) {sorted(set(opts) - allowed - {'image_ids'})} for estimator {name!r}; "
+            raise GenlabError(f"unknown option(s) {sorted(set(opts) - allowed - {'image_ids'})} "
+                              f"for estimator {name!r}; "
                               f"it takes {sorted(allowed)}")
         if name == "is":
             opts.setdefault("n_samples", samples)
