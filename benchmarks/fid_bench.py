@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from genlab.config import load_config
 from genlab.data import registry
 from genlab.models.vae import ConvVAE
-from genlab.train.runner import build_trainer
 from genlab.runs import Run
 from genlab.train.datamodule import GenlabDataModule
 from genlab.train.registry import build_module
+from genlab.train.runner import build_trainer
 
 
 def make_data(n: int) -> TensorDataset:

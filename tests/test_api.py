@@ -12,11 +12,11 @@ import torch
 import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tests.conftest import tiny_images
 
 import genlab
 from genlab.errors import GenlabError
 from genlab.runs import Run
-from tests.conftest import tiny_images
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,7 @@ def test_no_private_name_crosses_a_module():
 def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
     from typing import Literal
 
+    from pydantic import BaseModel, ConfigDict
     from torch import nn
 
     import genlab
@@ -99,7 +100,6 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
     from genlab.runs import Run
     from genlab.train import registry as modules
     from genlab.train.base import GenlabModule, images_of
-    from pydantic import BaseModel, ConfigDict
 
     class ToyConfig(BaseModel):  # 1. the config class
         model_config = ConfigDict(extra="forbid")

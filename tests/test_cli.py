@@ -4,10 +4,9 @@ import json
 import subprocess
 import sys
 
-import pytest
+from tests.conftest import TINY_MODEL
 
 from genlab.cli import main
-from tests.conftest import TINY_MODEL
 
 QUICK = [*TINY_MODEL, "data.subset=400", "data.batch_size=64", "trainer.max_epochs=1",
          "trainer.progress_bar=false", "trainer.accelerator=cpu"]

@@ -8,9 +8,9 @@ import os
 import subprocess
 
 import pytest
+from tests.conftest import TINY_MODEL
 
 from genlab.cli import main
-from tests.conftest import TINY_MODEL
 
 QUICK = [*TINY_MODEL, "data.subset=300", "data.batch_size=64", "trainer.max_epochs=1",
          "trainer.progress_bar=false", "trainer.accelerator=cpu"]

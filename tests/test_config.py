@@ -1,8 +1,8 @@
 import pytest
 
 from genlab.config import (
-    ExperimentConfig,
     PACKAGE_CONFIGS,
+    ExperimentConfig,
     dump_config,
     load_config,
     parse_overrides,

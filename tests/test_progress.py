@@ -25,8 +25,9 @@ def test_the_bar_draws_on_a_terminal_and_is_quiet_elsewhere(monkeypatch):
 
 
 def test_fid_features_report_progress_over_every_image(monkeypatch):
-    from genlab.eval import features
     from tests.train.test_gan_training import tiny_extractor
+
+    from genlab.eval import features
 
     seen = {}
 

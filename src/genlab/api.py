@@ -57,8 +57,9 @@ class TrainedModel(nn.Module):
         return f"TrainedModel({self.name}, from {self.source}, on {self.device})"
 
     def log_px(self, x: torch.Tensor, samples: int = 1000, seed: int = 0) -> torch.Tensor:
-        """log p(x) in nats per image, by importance sampling with the encoder as proposal (`samples`
-        draws per image). For standard errors and the other estimators see `genlab.eval`."""
+        """log p(x) in nats per image, by importance sampling (`samples`
+        draws per image; the mode-centred proposal, the default of `genlab.eval.importance`). For
+        standard errors, convergence flags and the other estimators see `genlab evaluate --loglik`."""
         from genlab.eval.importance import importance_sampling
 
         if not all(hasattr(self.net, a) for a in ("encode", "log_prior", "log_likelihood")):

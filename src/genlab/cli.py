@@ -10,7 +10,6 @@ import argparse
 import errno
 import signal
 import sys
-from pathlib import Path
 
 from rich.console import Console
 

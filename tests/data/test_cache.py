@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.data.test_images import _private_cache, bitmoji_root, noise_image  # noqa: F401 (fixtures)
 from torch.utils.data import DataLoader
 
 from genlab.data import cache as cache_mod
 from genlab.data.images import image_dataset
 from genlab.data.transforms import ImageTransform
 from genlab.errors import GenlabError
-from tests.data.test_images import _private_cache, bitmoji_root, noise_image  # noqa: F401 (fixtures)
 
 
 def _cache_dirs() -> list[Path]:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tests.data.test_images import _private_cache, tiny_root  # noqa: F401 (fixtures)
 
 from genlab.data.download import extract, fetch
 from genlab.data.info import _download_tinyimagenet
 from genlab.data.layouts import index_tinyimagenet
 from genlab.errors import GenlabError
-from tests.data.test_images import _private_cache, tiny_root  # noqa: F401 (fixtures)
 
 
 class Server:

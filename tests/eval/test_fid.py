@@ -22,7 +22,13 @@ import pytorch_fid.inception  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
 from genlab.eval import features as F  # noqa: E402
 from genlab.eval.fid import (  # noqa: E402
-    FIDEvaluator, Stats, cached_stats, fid_between, fid_cli, fid_from_stats, format_result,
+    FIDEvaluator,
+    Stats,
+    cached_stats,
+    fid_between,
+    fid_cli,
+    fid_from_stats,
+    format_result,
     frechet_distance,
 )
 from genlab.eval.kid import kid, polynomial_mmd2  # noqa: E402

@@ -27,8 +27,11 @@ N_IMAGES = 3
 
 @pytest.fixture(autouse=True)
 def _threads():
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    yield
+    torch.set_num_threads(n)  # later tests (bit-exact resume against a subprocess) need the default
 
 
 def _problem(d: int, **encoder):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import tiny_images
 
 from genlab.data import registry
 from genlab.errors import GenlabError
 from genlab.runs import Run
 from genlab.train import checkpoint_io, runner
 from genlab.train.loading import read_checkpoint
-from tests.conftest import tiny_images
 
 
 def _params(path: Path) -> dict[str, torch.Tensor]:
@@ -95,6 +95,7 @@ def test_a_writer_killed_mid_checkpoint_leaves_the_previous_one_and_resume_match
         from genlab.train import checkpoint_io, runner
         from tests.conftest import TINY_MODEL, tiny_images
         registry.BUILDERS["dsprites"] = lambda cfg, split, seed: tiny_images(split)
+        torch.set_num_threads({torch.get_num_threads()})  # as the straight run: float sums depend on threads
         real, calls = checkpoint_io.write_file, []
         def dying(path, data):
             calls.append(1)
@@ -205,7 +206,8 @@ def test_a_second_process_on_a_run_is_refused_naming_the_holder(tiny_cfg):
 
 # --- SIGTERM during the end-of-training FID -------------------------------------------------------------
 def test_sigterm_during_the_final_fid_stops_at_once_and_marks_the_run(tmp_path, monkeypatch):
-    from tests.train.test_gan_training import fake_bitmoji, tiny_extractor, TINY
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
     from genlab.config import load_config
     from genlab.train import fid_callback
 
@@ -261,10 +263,11 @@ def test_every_run_file_is_group_readable(tiny_cfg):
 
 def test_a_gan_on_fewer_images_than_its_fid_n_trains_and_writes_every_artefact(tmp_path, monkeypatch):
     """bigan-bitmoji-quick with data.subset=200: FID n=500 and a validation split below one grid row."""
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
     from torch.utils.data import TensorDataset
+
     from genlab.config import load_config
     from genlab.train import fid_callback
-    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
 
     def few(split):
         x, y = fake_bitmoji(split).tensors

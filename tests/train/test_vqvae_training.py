@@ -154,9 +154,9 @@ def test_prior_training_stops_at_its_time_budget_and_still_validates(trained):
 
 
 def test_prior_needs_code_maps_first(env, tmp_path):
+    from genlab.errors import GenlabError
     from genlab.runs import Run
     from genlab.train.prior_module import train_prior
-    from genlab.errors import GenlabError
 
     cfg = load_config("vqvae-tinyimagenet-quick", TINY)
     run = Run(tmp_path / "r")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.conftest import TINY_MODEL, tiny_images
 
 from genlab.config import load_config
 from genlab.data import registry
 from genlab.train.runner import train
-from tests.conftest import TINY_MODEL, tiny_images
 
 
 def train_tiny(runs_dir, *overrides: str):

@@ -11,13 +11,13 @@ from urllib.parse import unquote
 
 import pytest
 import yaml
+from tests.conftest import tiny_images
 
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.runs import Run
 from genlab.viz.report import write_report
 from genlab.viz.tables import to_blocks
-from tests.conftest import tiny_images
 
 
 class Page(HTMLParser):

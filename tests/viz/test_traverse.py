@@ -16,7 +16,11 @@ from genlab.data import registry
 from genlab.models.dcgan import DCGANGenerator
 from genlab.train.runner import train
 from genlab.viz.traverse import (
-    coordinate_directions, principal_directions, reconstruction_error, slerp, traverse,
+    coordinate_directions,
+    principal_directions,
+    reconstruction_error,
+    slerp,
+    traverse,
 )
 
 

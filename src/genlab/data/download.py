@@ -48,8 +48,7 @@ def _check(path: Path, sha256: Optional[str], md5: Optional[str]) -> Optional[st
 
 
 def _progress(enabled: bool):
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TimeRemainingColumn(), disable=not enabled, transient=False)

@@ -87,7 +87,7 @@ def write_code_maps(run_dir: str | Path, which: str = CODES["which"], batch_size
     with Progress(console=console, transient=True, disable=console is None) as bar:
         for split, ds in parts.items():
             task = bar.add_task(f"encoding {split}", total=len(ds))
-            indices.append(encode_dataset(net, ds, batch_size, device, lambda n: bar.advance(task, n)))
+            indices.append(encode_dataset(net, ds, batch_size, device, lambda n, task=task: bar.advance(task, n)))
             ids += image_ids(ds, split)
             splits += [split] * len(ds)
     path = codes_path(run.path)

@@ -281,7 +281,8 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
         net(calib[start:start + batch_size].to(dev))
     net.eval()
     short = hashlib.sha256(calib_hash.encode()).hexdigest()[:16]
-    return FeatureExtractor(net, dims, id=f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}",
+    ident = f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}"
+    return FeatureExtractor(net, dims, id=ident,
                             label=f"{FALLBACK_LABEL} (He init seed {seed}, BatchNorm calibrated on {len(calib)} "
                                   f"real images {short[:8]})",
                             comparable=False, device=dev)

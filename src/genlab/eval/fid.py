@@ -29,8 +29,13 @@ import torch
 from genlab.defaults import FID
 from genlab.errors import GenlabError
 from genlab.eval.features import (
-    FeatureExtractor, take_images, fallback_extractor, features_from_folder, features_from_tensors,
-    inception_extractor, list_images,
+    FeatureExtractor,
+    fallback_extractor,
+    features_from_folder,
+    features_from_tensors,
+    inception_extractor,
+    list_images,
+    take_images,
 )
 from genlab.eval.kid import default_subset_size, kid
 from genlab.io import atomic_path, cache_dir

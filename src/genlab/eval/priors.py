@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from genlab.data.registry import build_dataset
@@ -41,9 +40,8 @@ NLL_LABELS = {"exact": "exact", "bound": "upper bound (negative ELBO)", None: No
 def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
     """FD/KID against `real` with the Inception weights when found, else the fallback features
     (calibrated on the same real images; NOT comparable to published FIDs)."""
-    from genlab.eval.fid import FIDEvaluator
-
     from genlab.eval.features import choose_extractor
+    from genlab.eval.fid import FIDEvaluator
 
     p = cfg.model.priors
     kind = choose_extractor(p.fid_extractor, p.fid_weights, "model.priors.fid_extractor")

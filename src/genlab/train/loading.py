@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.checkpoints import checkpoint_config, check_model, fill, read_checkpoint
+from genlab.checkpoints import check_model, checkpoint_config, fill, read_checkpoint
 from genlab.runs import Run
 from genlab.train.base import GenlabModule
 from genlab.train.registry import build_module

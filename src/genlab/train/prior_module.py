@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from genlab.train.metrics_log import RunMetricsLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.config import ExperimentConfig
@@ -27,6 +26,7 @@ from genlab.models.priors import PRIOR_KINDS
 from genlab.models.priors.gmm import GMMPrior
 from genlab.models.registry import build_neural_prior
 from genlab.runs import Run
+from genlab.train.metrics_log import RunMetricsLogger
 
 LN2 = float(torch.log(torch.tensor(2.0)))
 

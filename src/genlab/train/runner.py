@@ -25,6 +25,7 @@ from genlab.train.datamodule import GenlabDataModule
 from genlab.train.metrics_log import RunMetricsLogger
 from genlab.train.registry import build_module, module_class
 
+
 class _DropAdverts(logging.Filter):
     """Lightning logs a product tip at every fit; it is noise in a research tool's output."""
 
@@ -193,4 +194,5 @@ def finish_run(run: Run, cfg: ExperimentConfig) -> None:
     try:  # the weights are safe by now; a report problem must not turn a finished run into a crash
         write_report([run.path])
     except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"{run.report} not written ({type(exc).__name__}: {exc}); retry with: genlab report {run.path}")
+        warnings.warn(f"{run.report} not written ({type(exc).__name__}: {exc}); retry with: genlab report {run.path}",
+                      stacklevel=2)

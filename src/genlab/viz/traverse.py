@@ -20,7 +20,6 @@ from typing import Any, Sequence
 import torch
 
 from genlab.defaults import TRAVERSE, TRAVERSE_MODES
-
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json
 from genlab.runs import Run

@@ -13,7 +13,6 @@ Contract: `forward(indices)` -> (N, K, H, W) logits, and the `CodePrior` protoco
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
