@@ -153,9 +153,11 @@ def test_every_prior_keeps_the_protocol(kind):
     priors, maps = fitted_priors()
     prior = priors[kind]
     assert isinstance(prior, CodePrior) and prior.grid == (4, 4)
-    a = sample_maps(prior, 7, generator=torch.Generator().manual_seed(2), batch_size=3)
+    seen: list[int] = []
+    a = sample_maps(prior, 7, generator=torch.Generator().manual_seed(2), batch_size=3, advance=seen.append)
     b = sample_maps(prior, 7, generator=torch.Generator().manual_seed(2), batch_size=3)
     assert a.shape == (7, 4, 4) and a.dtype == torch.int64 and torch.equal(a, b)
+    assert seen == [3, 3, 1]  # progress after every batch
     bits = bits_per_map(prior, maps, generator=torch.Generator().manual_seed(0), batch_size=4)
     expected_kind = {"gmm": None, "vae": "bound", "pixelcnn": "exact"}[kind]
     assert prior.log_prob_kind == expected_kind

@@ -30,6 +30,7 @@ from genlab.errors import GenlabError
 from genlab.eval.codes import load_code_maps
 from genlab.io import atomic_write_json, atomic_write_text
 from genlab.models.priors import PRIOR_KINDS, bits_per_map, sample_maps
+from genlab.progress import progress
 from genlab.runs import Run
 from genlab.viz.grids import save_grid
 
@@ -114,7 +115,8 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
         variants = [(kind, kind, 1.0)] + ([("vae, mode per position", "vae_mode", 0.0)] if kind == "vae" else [])
         for name, stem, temperature in variants:
             t0 = time.perf_counter()
-            maps = sample_maps(prior, n, generator=gen, temperature=temperature)
+            with progress(f"sampling {n} maps from the {name} prior", n) as advance:
+                maps = sample_maps(prior, n, generator=gen, temperature=temperature, advance=advance)
             sample_s = time.perf_counter() - t0
             images = decode_maps(net, maps)
             save_grid(images[:100], run.samples / f"prior_{stem}.png", nrow=10)

@@ -11,7 +11,7 @@ Every prior keeps one protocol (`CodePrior`), so evaluation never asks which kin
 from __future__ import annotations
 
 import math
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
 
@@ -33,10 +33,15 @@ class CodePrior(Protocol):
 
 @torch.no_grad()
 def sample_maps(prior: CodePrior, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-                batch_size: int = 100) -> torch.Tensor:
-    """`n` code maps, `batch_size` at a time (the neural priors' memory grows with the batch)."""
-    return torch.cat([prior.sample(min(batch_size, n - i), generator=generator, temperature=temperature)
-                      for i in range(0, n, batch_size)])
+                batch_size: int = 100, advance: Callable[[int], None] | None = None) -> torch.Tensor:
+    """`n` code maps, `batch_size` at a time (the neural priors' memory grows with the batch);
+    `advance(k)` is called after each batch (a progress bar)."""
+    out = []
+    for i in range(0, n, batch_size):
+        out.append(prior.sample(min(batch_size, n - i), generator=generator, temperature=temperature))
+        if advance is not None:
+            advance(len(out[-1]))
+    return torch.cat(out)
 
 
 @torch.no_grad()
