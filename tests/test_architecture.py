@@ -95,6 +95,7 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
 
     import genlab
     from genlab.config import MODEL_CONFIGS, ExperimentConfig, build_config, register_model_config
+    from genlab.errors import GenlabError
     from genlab.models import registry as models
     from genlab.models.contract import Generative
     from genlab.runs import Run
@@ -138,7 +139,7 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
         cfg = build_config({"name": "toy", "model": {"name": "toy", "level": 0.25}, "data": {"image_size": 8},
                             "output": {"runs_dir": str(tmp_path), "run_name": "toy"}})
         assert isinstance(cfg.model, ToyConfig) and cfg.model.level == 0.25
-        with pytest.raises(Exception, match="unknown key 'model.levle'"):
+        with pytest.raises(GenlabError, match="unknown key 'model.levle'"):
             build_config({"model": {"name": "toy", "levle": 1}})
         run = Run.create(cfg)
         module = modules.build_module(cfg)
@@ -148,9 +149,10 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
         loaded = genlab.load(run.path)
         assert torch.allclose(loaded.generate(2, seed=0), torch.full((2, 1, 8, 8), 0.75))
     finally:
-        MODEL_CONFIGS.remove(ToyConfig) if ToyConfig in MODEL_CONFIGS else None
+        if ToyConfig in MODEL_CONFIGS:
+            MODEL_CONFIGS.remove(ToyConfig)
         models.MODELS.pop("toy", None)
         modules.MODULES.pop("toy", None)
         register_model_config(MODEL_CONFIGS[0])  # rebuild the schema without the toy
-    with pytest.raises(Exception, match="toy"):
+    with pytest.raises(GenlabError, match="toy"):
         build_config({"model": {"name": "toy"}})

@@ -22,15 +22,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
 import yaml
-from torch import nn
 
 from genlab.config import ExperimentConfig, build_config, dump_config
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json, atomic_write_text, write_error
+
+if TYPE_CHECKING:  # torch loads only when a model does: `genlab runs` and `genlab report` stay quick
+    import torch
+    from torch import nn
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -178,6 +180,9 @@ class Run:
         `genlab.models.priors`), in eval mode on the CPU."""
         import pickle
 
+        import torch
+
+        from genlab.checkpoints import fill
         from genlab.models.priors import PRIOR_KINDS
         from genlab.models.registry import build_neural_prior
 
@@ -197,11 +202,7 @@ class Run:
         except Exception as exc:
             raise GenlabError(f"{path}: not a readable prior ({type(exc).__name__}: {exc})") from None
         net = build_neural_prior(kind, build_config(saved["config"], str(path)), tuple(saved["grid"]))
-        try:
-            net.load_state_dict(saved["state_dict"])
-        except RuntimeError as exc:
-            raise GenlabError(f"{path}: weights do not fit a {kind} prior ({str(exc).splitlines()[0]})") from None
-        return net.eval()
+        return fill(net, lambda m: m.load_state_dict(saved["state_dict"]), path, f"its own config ({kind} prior)").eval()
 
     def checkpoint(self, which: str = "best") -> Path:
         """The best checkpoint (by validation metric), falling back to the last one."""

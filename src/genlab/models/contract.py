@@ -19,8 +19,6 @@ The likelihood contract of latent-variable models (`latent_dim`, `encode(x) -> (
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import torch
 from torch import nn
 
@@ -45,17 +43,6 @@ def device_of(module: nn.Module) -> torch.device:
 def gaussian_noise(module: nn.Module, n: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
     """(n, dim) standard normal noise drawn on the CPU (device-independent seeds), moved to `module`'s device."""
     return torch.randn(n, dim, generator=generator).to(device_of(module))
-
-
-@runtime_checkable
-class ImageModel(Protocol):
-    """What every model in the registry offers (see the module docstring)."""
-
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
-
-    def sample(self, noise: torch.Tensor) -> torch.Tensor: ...
-
-    def generate(self, n: int, seed: int | None = None) -> torch.Tensor: ...
 
 
 class Generative(nn.Module):

@@ -78,10 +78,6 @@ class GANModule(GenlabModule):
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self._smooth: dict[str, list[float]] = {}
 
-    @property
-    def latent_dim(self) -> int:
-        return self.cfg.model.latent_dim
-
     # --- training -------------------------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy) if self.policy else x
@@ -89,7 +85,7 @@ class GANModule(GenlabModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         x = from_unit(images_of(batch))
-        z = torch.randn(x.shape[0], self.latent_dim, device=x.device, dtype=x.dtype)
+        z = torch.randn(x.shape[0], self.net.latent_dim, device=x.device, dtype=x.dtype)
         g_turn = (batch_idx + 1) % self.cfg.model.d_steps == 0
         G, D = self.net.generator, self.net.discriminator
 
