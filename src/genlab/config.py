@@ -147,6 +147,8 @@ class DataConfig(_Section):
     image_size: int = Field(64, gt=0)
     channels: int = Field(1, gt=0)
     subset: Optional[int] = Field(None, gt=0, description="use a deterministic random subset of this many images")
+    holdout: int = Field(0, ge=0, description="image datasets: a fixed, seeded set of this many images kept out "
+                         "of training and validation (split 'holdout', scored by genlab.eval.gan_quality)")
     val_fraction: float = Field(0.1, gt=0, lt=1)
     batch_size: int = Field(128, gt=0)
     num_workers: int = Field(0, ge=0)

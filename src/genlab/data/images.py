@@ -31,22 +31,39 @@ from genlab.data.transforms import ImageTransform, to_float
 from genlab.errors import GenlabError
 
 log = logging.getLogger("genlab.data")
-SPLITS = ("train", "val", "test", "all")
+SPLITS = ("train", "val", "test", "all", "holdout")
+HOLDOUT_SEED = 20190412  # the held-out set depends only on the file list and its size, never the run's seed
 
 
 def _unit_hash(text: str) -> float:
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
 
 
+def holdout_positions(n: int, holdout: int) -> np.ndarray:
+    """The fixed, seeded positions (sorted) of `holdout` of `n` images kept out of every other split."""
+    if holdout >= n:
+        raise GenlabError(f"data.holdout={holdout} leaves no images to train on ({n} in the dataset); "
+                          f"lower data.holdout (e.g. data.holdout={n // 5})")
+    return np.sort(np.random.default_rng(HOLDOUT_SEED).choice(n, size=holdout, replace=False))
+
+
 def split_positions(index: ImageIndex, split: str, val_fraction: float = 0.1, subset: Optional[int] = None,
-                    seed: int = 0) -> np.ndarray:
-    """Positions in `index.files` of the images of `split` (sorted)."""
+                    seed: int = 0, holdout: int = 0) -> np.ndarray:
+    """Positions in `index.files` of the images of `split` (sorted). With `holdout` > 0, a fixed set of
+    that many images (`holdout_positions`, split "holdout") is removed before the subset and the split."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     n = len(index.files)
     pos = np.arange(n)
-    if subset is not None and subset < n:
-        pos = np.sort(np.random.default_rng(seed).choice(n, size=subset, replace=False))
+    if holdout:
+        held = holdout_positions(n, holdout)
+        if split == "holdout":
+            return held
+        pos = np.setdiff1d(pos, held)
+    elif split == "holdout":
+        raise GenlabError(f"{index.name}: no held-out images: set data.holdout=N to keep N images out of training")
+    if subset is not None and subset < len(pos):
+        pos = pos[np.sort(np.random.default_rng(seed).choice(len(pos), size=subset, replace=False))]
     if split == "all":
         return pos
     if index.partition is not None:
@@ -136,12 +153,13 @@ class ImageDataset(Dataset):
 def image_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", *, image_size: int = 64,
                   crop: float = 1.0, channels: int = 3, cache: bool = False, skip_corrupt: bool = False,
                   subset: Optional[int] = None, val_fraction: float = 0.1, seed: int = 0, num_workers: int = 0,
-                  progress: bool = True, cache_root: Optional[Path] = None) -> ImageDataset:
+                  progress: bool = True, cache_root: Optional[Path] = None, holdout: int = 0) -> ImageDataset:
     """One split of an image dataset in its official layout (see the module docstring)."""
     index = index_dataset(name, root)
-    positions = split_positions(index, split, val_fraction, subset, seed)
+    positions = split_positions(index, split, val_fraction, subset, seed, holdout)
     transform = ImageTransform(size=image_size, crop=crop, channels=channels)
     tag = f"subset={subset},seed={seed},val={val_fraction}" if subset else f"val={val_fraction}"
+    tag += f",holdout={holdout}" if holdout else ""
     return ImageDataset(index, positions, transform, split, cache=cache, skip_corrupt=skip_corrupt,
                         num_workers=num_workers, progress=progress, cache_root=cache_root, source_tag=tag)
 
@@ -150,4 +168,5 @@ def from_config(cfg, split: str, seed: int = 0) -> ImageDataset:
     """The registry's builder: `cfg` is a `genlab.config.DataConfig`."""
     return image_dataset(cfg.name, cfg.root, split, image_size=cfg.image_size, crop=cfg.crop, channels=cfg.channels,
                          cache=cfg.cache, skip_corrupt=cfg.skip_corrupt, subset=cfg.subset,
-                         val_fraction=cfg.val_fraction, seed=seed, num_workers=cfg.num_workers)
+                         val_fraction=cfg.val_fraction, seed=seed, num_workers=cfg.num_workers,
+                         holdout=cfg.holdout)

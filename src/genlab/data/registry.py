@@ -41,11 +41,14 @@ def replaced(name: str, fn: Builder) -> Iterator[None]:
 
 
 def build_dataset(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in ("train", "val", "holdout"):
+        raise ValueError(f"split must be 'train', 'val' or 'holdout', got {split!r}")
     if cfg.name not in BUILDERS:
         raise GenlabError(f"data.name={cfg.name!r}: no loader for this dataset yet "
                           f"(available: {', '.join(sorted(BUILDERS))})")
+    if cfg.holdout and cfg.name == "dsprites":
+        raise GenlabError("data.holdout is for image datasets (celeba, tinyimagenet, bitmoji, folder); "
+                          "dSprites has no held-out split: set data.holdout=0")
     return BUILDERS[cfg.name](cfg, split, seed)
 
 
