@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from genlab.data import dsprites
-from genlab.io import atomic_write_json
+from genlab.io import atomic_path, atomic_write_json
 from genlab.runs import Run
 
 THRESHOLD = 0.5
@@ -100,15 +100,16 @@ def sprite_quality(run_dir: str | Path, n: int = 100, seed: int = 0, prior: str 
     """Mean best IoU and the empty fraction of `n` seeded samples of a trained run against every
     rendered dSprites sprite; writes RUN/eval/sprite_quality.json (atomically) and returns it.
 
-    Keys: mean_iou, empty_fraction, n, prior (the prior sampled), seed, median_iou,
-    fraction_iou_at_least_0.75, iou (per sample), match (official index of each best sprite),
-    standard (the same figures for N(0, I) samples when `prior` was another one), grid (a PNG of
-    samples above their best-matching sprites, when `grid` is given)."""
+    Keys: mean_iou, empty_fraction, n, prior (the prior sampled: "standard" = N(0, I) or
+    "aggregate-gmm"), seed, median_iou, fraction_iou_at_least_0.75, standard (the same figures
+    for N(0, I) samples when `prior` was another one), samples_file (RUN/eval/sprite_quality.npz:
+    per-sample `iou` and `match`, the official index of each best sprite, per prior), grid (a PNG of
+    the binarised samples above their best-matching sprites, when `grid` is given)."""
     run = Run.open(run_dir)
     model = run.load_model("best")
     sprites = dsprites.load_all()
-    result: dict[str, Any] = {}
     figures: dict[str, dict[str, Any]] = {}
+    arrays: dict[str, np.ndarray] = {}
     wanted = [prior] if prior == "standard" else [prior, "standard"]
     pairs = None
     for which in wanted:
@@ -117,15 +118,20 @@ def sprite_quality(run_dir: str | Path, n: int = 100, seed: int = 0, prior: str 
             continue
         binary = binarise(images)
         iou, match = _search(binary, sprites, console, used)
-        figures[used] = {**_summary(iou, binary.reshape(n, -1).sum(1)), "iou": iou.round(4).tolist(),
-                         "match": match.tolist()}
+        figures[used] = _summary(iou, binary.reshape(n, -1).sum(1))
+        arrays.update({f"{used}_iou": iou, f"{used}_match": match})
         if pairs is None:
             pairs = (binary, match)
     main = next(iter(figures))
-    result = {"n": n, "seed": seed, "prior": main, "threshold": THRESHOLD, **figures[main],
-              "sprites": dsprites.N_IMAGES, "renderer_version": dsprites.RENDERER_VERSION}
+    samples_file = run.eval / "sprite_quality.npz"
+    with atomic_path(samples_file) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    result: dict[str, Any] = {"mean_iou": figures[main]["mean_iou"], "empty_fraction": figures[main]["empty_fraction"],
+                              "n": n, "prior": main, **figures[main], "seed": seed, "threshold": THRESHOLD,
+                              "sprites": dsprites.N_IMAGES, "renderer_version": dsprites.RENDERER_VERSION}
     if "standard" in figures and main != "standard":
-        result["standard"] = {k: v for k, v in figures["standard"].items()}
+        result["standard"] = figures["standard"]
+    result["samples_file"] = samples_file.name
     if grid is not None and pairs is not None:
         result["grid"] = str(save_matches(pairs[0], sprites, pairs[1], grid))
     atomic_write_json(run.eval / "sprite_quality.json", result)
