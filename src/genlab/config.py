@@ -164,6 +164,9 @@ class DataConfig(_Section):
     def _image_channels(cls, v: int, info: ValidationInfo) -> int:
         if info.data.get("name", "dsprites") != "dsprites" and v not in (1, 3):
             raise ValueError("image datasets give 1 (grey) or 3 (RGB) channels")
+    on_device: bool = Field(False, description="keep the dataset on the training device (dSprites' packed bits, "
+                            "an image dataset's uint8 cache: needs data.cache=true) and decode each batch there; "
+                            "the same batches in the same order as the loader path")
         return v
 
 
@@ -181,7 +184,11 @@ class TrainerConfig(_Section):
     devices: Union[int, str] = 1
     num_nodes: int = Field(1, gt=0)
     strategy: str = Field("auto", description="auto = DDP when devices * num_nodes > 1")
-    precision: str = "32-true"
+    precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (autocast), 16-mixed")
+    channels_last: bool = Field(False, description="the model's 4-d weights in channels_last layout (convolutions "
+                                "then run NHWC; helps bf16 on tensor-core GPUs)")
+    compile: bool = Field(False, description="torch.compile the model's sub-networks (needs a C++ compiler on CPU, "
+                          "triton on CUDA); checkpoints are unchanged")
     limit_train_batches: Union[int, float] = 1.0
     limit_val_batches: Union[int, float] = 1.0
     log_every_n_steps: int = Field(10, gt=0)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genlab.data.transforms import ImageTransform
+from genlab.data.transforms import ImageTransform, to_float
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json, atomic_write_text, cache_dir
 
@@ -126,10 +126,29 @@ class ImageCache:
         rows = self.rows[np.asarray(indices, dtype=np.int64)]
         return torch.from_numpy(self.array[rows])  # fancy indexing copies out of the map
 
+    def kept_images(self, chunk: int = 4096):
+        """The kept images in item order as uint8 (n, C, H, W) chunks (copies out of the map), so a caller
+        can fill a device tensor without holding the whole set in host memory twice."""
+        for start in range(0, len(self.rows), chunk):
+            yield torch.from_numpy(self.array[self.rows[start:start + chunk]])
+
     def __getstate__(self):  # never pickle the mapping into workers
         state = dict(self.__dict__)
         state["_array"] = None
         return state
+
+
+def float_table() -> torch.Tensor:
+    """float32 (256,) with entry v = the library's float value of the uint8 v (exactly `to_float`): a
+    lookup decodes uint8 images on any device bit-identically to the loader (a GPU division by a
+    scalar would multiply by the reciprocal, which rounds differently for some values)."""
+    return to_float(torch.arange(256, dtype=torch.uint8))
+
+
+def decode_on_device(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """uint8 images on any device -> float32 in [0, 1], bit-identical to `to_float`; `table` is
+    `float_table()` moved to the images' device."""
+    return table[images.long()]
 
 
 def open_or_build(source: str, files: Sequence[str], transform: ImageTransform, skip_corrupt: bool = False,

@@ -385,6 +385,30 @@ class DSprites(Dataset):
         img = np.unpackbits(np.asarray(self._packed[row]), axis=-1).astype(np.float32)
         return torch.from_numpy(img)[None], torch.from_numpy(self._classes[i].copy())
 
+    # --- the device-resident path (genlab.train.device_data) ---------------------------------
+    def packed_images(self) -> np.ndarray:
+        """The split's images bit-packed along rows, in item order: uint8 (N, 64, 8), a copy (read from
+        the memory-mapped cache when the whole set is cached)."""
+        if self._rows is None:
+            return np.ascontiguousarray(self._packed)
+        return np.ascontiguousarray(self._packed[self._rows])
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Latent classes (N, 6) int64 of the split's images, in item order (the items' targets)."""
+        return self._classes
+
+
+_BIT_SHIFTS = (7, 6, 5, 4, 3, 2, 1, 0)  # np.unpackbits' default (big-endian) bit order
+
+
+def unpack_to_float(packed: torch.Tensor) -> torch.Tensor:
+    """Row bit-packed images (N, 64, 8) uint8, on any device -> float32 (N, 1, 64, 64) in {0, 1}: the
+    same values as the Dataset's items, decoded where the tensor lives (e.g. on the GPU)."""
+    shifts = torch.tensor(_BIT_SHIFTS, dtype=torch.uint8, device=packed.device)
+    bits = (packed.unsqueeze(-1) >> shifts) & 1  # (N, 64, 8, 8)
+    return bits.reshape(*packed.shape[:-1], packed.shape[-1] * 8).unsqueeze(1).to(torch.float32)
+
 
 # --- info ----------------------------------------------------------------------------------------
 def info(source: str = "render", root: str | None = None) -> dict[str, Any]:

@@ -30,6 +30,14 @@ from genlab.models.distributions import (
 LIKELIHOODS = ("gaussian", "bernoulli")
 
 
+class Float32Sigmoid(nn.Sigmoid):
+    """The output sigmoid in float32: under bf16 autocast every probability above ~0.998 would round
+    to 1 (a NaN Bernoulli likelihood, no gradient). No weights: checkpoints are unchanged."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(input.float())
+
+
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2))
 
@@ -75,7 +83,7 @@ class ConvVAE(Generative):
         self.decoder = nn.Sequential(
             *[_deconv_block(a, b) for a, b in zip(rev[:-1], rev[1:])],
             nn.Conv2d(channels[0], in_channels, 3, padding=1),
-            nn.Sigmoid(),
+            Float32Sigmoid(),
         )
 
     # --- the contract -------------------------------------------------------------------------
@@ -102,7 +110,7 @@ class ConvVAE(Generative):
     def elbo(self, x: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
         """One-sample ELBO per image. `elbo`, `log_likelihood` and `kl` are true values in nats;
         only `loss` (the batch mean of -(log p(x|z) - beta KL)) depends on beta."""
-        mean, logvar = self.encode(x)
+        mean, logvar = (t.float() for t in self.encode(x))  # float32 KL under bf16 autocast
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         x_mean = self.decode(z)
         rec = self.log_likelihood_from_mean(x, x_mean)

@@ -125,6 +125,11 @@ class VectorQuantizer(nn.Module):
 
     # --- forward ------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        # distances, EMA sums and code counts in float32 even under bf16/fp16 autocast
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         n, d, h, w = z.shape
         if d != self.dim:
             raise ValueError(f"expected {self.dim} channels, got {d}")

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from genlab.config import DataConfig
 from genlab.data.registry import build_dataset
+from genlab.train.device_data import collate_batch, on_device
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -59,6 +60,7 @@ class GenlabDataModule(L.LightningDataModule):
         self.cfg, self.seed = cfg, seed
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self._device_sets: dict[int, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
@@ -77,11 +79,24 @@ class GenlabDataModule(L.LightningDataModule):
             sampler.skip_batches = done % _batches_per_epoch(len(sampler), self.cfg.batch_size,
                                                              trainer.limit_train_batches)
         workers = self.cfg.num_workers
+        if self.cfg.on_device:  # the same sampler and batches; gathered and decoded on the device
+            return DataLoader(self._on_device(dataset), batch_size=self.cfg.batch_size, sampler=sampler,
+                              num_workers=0, collate_fn=collate_batch, drop_last=False,
+                              generator=torch.Generator().manual_seed(self.seed))
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
                           drop_last=False, generator=torch.Generator().manual_seed(self.seed))
         # its own generator: creating a loader iterator would otherwise draw from the global RNG, and a
         # resumed run creates one more iterator than an uninterrupted run
+
+    def _on_device(self, dataset: Dataset) -> Dataset:
+        """`dataset` kept on the trainer's device (built once per dataset: data.on_device)."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        key = id(dataset)
+        if key not in self._device_sets:
+            self._device_sets[key] = on_device(dataset, device)
+        return self._device_sets[key]
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -97,6 +97,7 @@ class GANModule(GenlabModule):
             d_fake = D(self._augment(fake.detach()), z)
         else:
             d_real, d_fake = D(self._augment(x)), D(self._augment(fake.detach()))
+        d_real, d_fake = d_real.float(), d_fake.float()  # the losses in float32 under bf16 autocast
         d_loss = discriminator_loss(d_real, d_fake, self.loss_kind)
         self.check_finite(d_loss, "discriminator loss")
         opt_d.zero_grad(set_to_none=True)
@@ -108,9 +109,10 @@ class GANModule(GenlabModule):
         if g_turn:
             with frozen(D):
                 if self.bigan:
-                    g_loss = generator_encoder_loss(D(self._augment(x), code), D(self._augment(fake), z))
+                    g_loss = generator_encoder_loss(D(self._augment(x), code).float(),
+                                                    D(self._augment(fake), z).float())
                 else:
-                    g_loss = generator_loss(D(self._augment(fake)), self.loss_kind)
+                    g_loss = generator_loss(D(self._augment(fake)).float(), self.loss_kind)
             self.check_finite(g_loss, "generator loss")
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)

@@ -87,7 +87,7 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     # checkpoint is scored on the held-out maps
     trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps,
                         max_time=None if max_minutes is None else {"seconds": 60 * max_minutes},
-                        accelerator=cfg.trainer.accelerator,
+                        accelerator=cfg.trainer.accelerator, precision=cfg.trainer.precision,
                         devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=10)

@@ -37,4 +37,14 @@ def module_class(name: str) -> type[GenlabModule]:
 
 
 def build_module(cfg: ExperimentConfig) -> GenlabModule:
-    return module_class(cfg.model.name)(cfg)
+    """The LightningModule for `cfg`; `trainer.channels_last` puts the model's weights in NHWC layout and
+    `trainer.compile` torch.compiles its sub-networks (genlab.train.device_data)."""
+    module = module_class(cfg.model.name)(cfg)
+    if cfg.trainer.channels_last or cfg.trainer.compile:
+        from genlab.train.device_data import apply_channels_last, compile_net
+
+        if cfg.trainer.channels_last:
+            apply_channels_last(module.net)
+        if cfg.trainer.compile:
+            compile_net(module.net, cfg.trainer.accelerator)
+    return module
