@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 
@@ -42,8 +43,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if not args.config:
             raise GenlabError("genlab train needs a CONFIG (a YAML file or a bundled name) or --resume RUN")
         cfg = load_config(args.config, args.overrides)
-    run = train(cfg, resume=args.resume)
-    console.print(f"[bold green]run finished:[/] {run.path}")
+    train(cfg, resume=args.resume)  # prints the header, the epoch lines and the final line (rank 0 only)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -102,6 +102,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
         console.print(f"no runs in {args.dir}")
         return
     console.print(runs_table(summaries, title=f"runs in {args.dir}"))
+    console.print(f"curves of every run: tensorboard --logdir {args.dir}  (then open http://localhost:6006)")
 
 
 def _run_config_with(run_dir: str, overrides: list[str]):
@@ -125,11 +126,13 @@ def cmd_codes(args: argparse.Namespace) -> None:
 
 
 def cmd_prior(args: argparse.Namespace) -> None:
+    from genlab.train.console import quiet_lightning
     from genlab.train.prior_module import train_prior
 
     cfg = _run_config_with(args.run, args.overrides)
-    out = train_prior(args.run, args.kind, cfg, resume=args.resume, max_epochs=args.epochs,
-                      max_minutes=args.max_minutes)
+    with quiet_lightning():
+        out = train_prior(args.run, args.kind, cfg, resume=args.resume, max_epochs=args.epochs,
+                          max_minutes=args.max_minutes)
     console.print(f"[bold green]prior trained:[/] {out}")
 
 
@@ -169,25 +172,53 @@ def cmd_fid(args: argparse.Namespace) -> None:
 
 
 # --- parser -------------------------------------------------------------------------------------
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already says it: `(default: 100)`.
+    Options whose default is None say in words what happens then ("default: the run config's ...")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default is None or default is False or default == argparse.SUPPRESS:
+            return text  # says it already; nothing to show; or --help / --version
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-commands (created with type(self)) use HelpFormatter too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _verbose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (device "
+                        "banners, DDP set-up, its hints and warnings); default: only genlab's lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from genlab import __version__
     from genlab import defaults as D
 
-    p = argparse.ArgumentParser(prog="genlab", description="Train, sample and evaluate deep generative "
-                                "models of images (VAE, VQ-VAE, DCGAN, LSGAN, BiGAN).")
-    p.add_argument("--version", action="version", version=f"genlab {__version__}")
+    p = Parser(prog="genlab", description="Train, sample and evaluate deep generative "
+               "models of images (VAE, VQ-VAE, DCGAN, LSGAN, BiGAN).")
+    p.add_argument("--version", action="version", version=f"genlab {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a config; key=value pairs override it")
     t.add_argument("config", nargs="?", help="YAML file or bundled config name (e.g. vae-dsprites-quick)")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=2 model.beta=4")
-    t.add_argument("--resume", metavar="RUN", help="continue a run directory from its last checkpoint")
-    t.add_argument("--devices", help="shortcut for trainer.devices")
-    t.add_argument("--num-nodes", type=int, help="shortcut for trainer.num_nodes")
+    t.add_argument("--resume", metavar="RUN", help="continue a run directory from its last checkpoint "
+                   "(default: start a new run in output.runs_dir)")
+    t.add_argument("--devices", help="shortcut for trainer.devices: a count, or a list like 0,1 (default: the "
+                   "config's trainer.devices, 1)")
+    t.add_argument("--num-nodes", type=int, help="shortcut for trainer.num_nodes (default: the config's, 1)")
+    _verbose_flag(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
-    s.add_argument("run")
+    s.add_argument("run", help="a run directory (as `genlab train` printed it)")
     s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
     s.add_argument("--out", default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
     s.add_argument("--seed", type=int, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
@@ -196,37 +227,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run")
-    e.add_argument("run")
+    e.add_argument("run", help="a VAE run directory")
     e.add_argument("--loglik", action="store_true", help="marginal log-likelihood of held-out images")
     e.add_argument("--estimator", action="append", choices=["is", "appendix-d", "ais", "all"],
                    help="repeatable; default: the run config's eval.estimators")
-    e.add_argument("--n-images", type=int, default=None)
-    e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS)")
+    e.add_argument("--n-images", type=int, default=None, help="held-out images to score "
+                   "(default: the run config's eval.n_images)")
+    e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS) "
+                   "(default: the run config's eval.samples)")
     e.add_argument("--proposal", choices=["laplace", "encoder"], default=None,
                    help="IS proposal: laplace (mode-centred, the default) or encoder (IWAE)")
     e.add_argument("--bdmc", type=int, nargs="?", const=3, default=0, metavar="N",
                    help="also bracket log p(x) by BDMC (forward + reverse AIS at the eval.ais settings) on N "
-                        "images simulated from the model (default 3; ~2x the AIS cost per image); writes "
-                        "RUN/eval/bdmc.json with the bracket width")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--checkpoint", choices=["best", "last"], default="best")
+                        "images simulated from the model (N is 3 when given without a number; ~2x the AIS cost per "
+                        "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
+    e.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="which checkpoint: best (validation metric) or last")
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: info and downloads")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     di = dsub.add_parser("info", help="count, resolutions, labels and a preview grid")
-    di.add_argument("name")
-    di.add_argument("--root", default=None)
-    di.add_argument("--preview", default=None, help="preview grid PNG path")
+    di.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet, bitmoji or folder")
+    di.add_argument("--root", default=None, help="dataset folder (default: ./data/NAME; dSprites: rendered "
+                    "in memory unless a folder with the official npz is given)")
+    di.add_argument("--preview", default=None, help="also write a preview grid PNG here (default: none)")
     di.set_defaults(func=cmd_data_info)
     dd = dsub.add_parser("download", help="fetch a dataset with a checksum check")
-    dd.add_argument("name")
-    dd.add_argument("--root", default=None)
+    dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji")
+    dd.add_argument("--root", default=None, help="where to put it (default: ./data/NAME; dSprites: the "
+                    "genlab cache folder)")
     dd.set_defaults(func=cmd_data_download)
 
     tr = sub.add_parser("traverse", help="latent traversals, slerp interpolations and (BiGAN) reconstructions "
                         "of a trained run, into RUN/plots/traverse/")
-    tr.add_argument("run")
+    tr.add_argument("run", help="a run directory of a model with a latent space (VAE, GAN, BiGAN)")
     tr.add_argument("--mode", default=D.TRAVERSE["mode"], choices=D.TRAVERSE_MODES,
                     help="which grids (default: %(default)s)")
     tr.add_argument("--rows", type=int, default=D.TRAVERSE["rows"],
@@ -244,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_traverse)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
-    r.add_argument("runs", nargs="+", metavar="RUN")
+    r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
     r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
                    "a new compare-<time>/ folder beside the first run for several)")
     r.add_argument("--embed", action="store_true", help="embed the images: one file, no folder beside it")
@@ -256,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
                         "of a run into RUN/codes/codes.npz")
-    cm.add_argument("run")
+    cm.add_argument("run", help="a VQ-VAE run directory")
     cm.add_argument("--batch-size", type=int, default=D.CODES["batch_size"],
                     help="images per encoder batch (default: %(default)s)")
     cm.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.CODES["which"],
@@ -264,19 +300,22 @@ def build_parser() -> argparse.ArgumentParser:
     cm.set_defaults(func=cmd_codes)
 
     pr = sub.add_parser("prior", help="VQ-VAE: train a prior over the run's code maps into RUN/priors/KIND/")
-    pr.add_argument("run")
+    pr.add_argument("run", help="a VQ-VAE run directory with its code maps (`genlab codes RUN`)")
     pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
                     "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
-    pr.add_argument("--kind", required=True, choices=D.PRIOR_KINDS, help="which prior to train")
-    pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs")
+    pr.add_argument("--kind", required=True, choices=D.PRIOR_KINDS, help="which prior to train (required)")
+    pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs "
+                    "(default: the run config's)")
     pr.add_argument("--max-minutes", type=float, default=None,
-                    help="neural priors: stop training after this much wall time (the best epoch is kept)")
+                    help="neural priors: stop training after this much wall time (the best epoch is kept; "
+                         "default: no time limit)")
     pr.add_argument("--resume", action="store_true", help="continue from RUN/priors/KIND/last.ckpt")
+    _verbose_flag(pr)
     pr.set_defaults(func=cmd_prior)
 
     pe = sub.add_parser("prior-eval", help="VQ-VAE: sample grids, held-out bits per code map and FD/KID "
                         "for each trained prior; one table in RUN/eval/priors.md")
-    pe.add_argument("run")
+    pe.add_argument("run", help="a VQ-VAE run directory with trained priors")
     pe.add_argument("--kind", action="append", choices=D.PRIOR_KINDS,
                     help="repeatable; default: every trained prior")
     pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
@@ -289,13 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "
                         "comparison (grid per K; PSNR, usage, compression)")
     sw.add_argument("config", help="YAML file or bundled config name (e.g. vqvae-tinyimagenet-sweep)")
-    sw.add_argument("overrides", nargs="*")
+    sw.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=2")
     sw.add_argument("--codes", type=int, nargs="+", default=None, help="codebook sizes (default: model.sweep_codes)")
+    _verbose_flag(sw)
     sw.set_defaults(func=cmd_vqvae_sweep)
 
     m = sub.add_parser("demo", help="the main job: train the study's VAE on dSprites, then evaluate it")
-    m.add_argument("--config", default="vae-dsprites-quick")
-    m.add_argument("overrides", nargs="*")
+    m.add_argument("--config", default="vae-dsprites-quick", help="YAML file or bundled config name")
+    m.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=1")
+    _verbose_flag(m)
     m.set_defaults(func=cmd_demo)
 
     f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
@@ -324,6 +365,10 @@ def _apply_shortcuts(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _apply_shortcuts(args)
+    if getattr(args, "verbose", False):
+        from genlab.progress import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
     previous = _sigterm_as_ctrl_c()
     try:
         args.func(args)

@@ -207,6 +207,8 @@ class OutputConfig(_Section):
     runs_dir: str = "runs"
     run_name: Optional[str] = Field(None, description="None = <experiment name>-<timestamp>")
     grid_every_n_epochs: int = Field(1, gt=0)
+    tensorboard: bool = Field(True, description="also log to TensorBoard in RUN/tensorboard/ (needs the "
+                              "tensorboard package; `tensorboard --logdir runs` shows every run)")
 
 
 class ExperimentConfig(_Section):

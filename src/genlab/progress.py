@@ -11,6 +11,10 @@ import contextlib
 import sys
 from typing import Callable, Iterator, Optional
 
+# `--verbose`: Lightning's banners and warnings come back (an environment variable, so the worker
+# processes DDP launches see it too). Here, not in genlab.train, so the CLI sets it without importing torch.
+VERBOSE_ENV = "GENLAB_VERBOSE"
+
 
 @contextlib.contextmanager
 def progress(description: str, total: Optional[int]) -> Iterator[Callable[[int], None]]:

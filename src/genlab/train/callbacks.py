@@ -10,7 +10,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchvision.utils import make_grid
 
 from genlab.config import OptimizerConfig
 from genlab.errors import GenlabError
@@ -20,7 +22,8 @@ from genlab.viz.grids import originals_over_reconstructions, save_grid
 
 class ImageGrids(L.Callback):
     """Every N epochs: a 10x10 grid from fixed noise and originals above reconstructions of a fixed
-    validation batch. Rank 0 only. Uses its own generator, so it never disturbs training's RNG."""
+    validation batch, as PNGs in the run and as TensorBoard images (`samples`, `reconstructions`, at the
+    epoch's global step). Rank 0 only. Uses its own generator, so it never disturbs training's RNG."""
 
     def __init__(self, run: Run, every_n_epochs: int = 1, n: int = 100, seed: int = 0) -> None:
         self.run, self.every, self.n, self.seed = run, every_n_epochs, n, seed
@@ -51,12 +54,21 @@ class ImageGrids(L.Callback):
         device = pl_module.device
         samples = pl_module.net.sample(self.noise.to(device))
         save_grid(samples, self.run.samples / f"epoch_{epoch:03d}.png", nrow=10)
+        self.to_tensorboard(pl_module, "samples", samples, nrow=10)
         if self.originals is not None and pl_module.net.has_encoder:
             x = self.originals.to(device)
             per_row = min(10, x.shape[0])
             grid = originals_over_reconstructions(x, pl_module.net.reconstruct(x), per_row=per_row)
             save_grid(grid, self.run.reconstructions / f"epoch_{epoch:03d}.png", nrow=per_row)
+            self.to_tensorboard(pl_module, "reconstructions (originals above)", grid, nrow=per_row)
         pl_module.train(was_training)
+
+    @staticmethod
+    def to_tensorboard(pl_module: Any, tag: str, images: torch.Tensor, nrow: int) -> None:
+        for logger in pl_module.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+                logger.experiment.add_image(tag, grid, global_step=pl_module.global_step)
 
 
 class Throughput(L.Callback):

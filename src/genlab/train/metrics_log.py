@@ -1,6 +1,7 @@
-"""The run's metrics.csv: Lightning's CSV logger, except that a resumed run appends to it.
+"""The run's loggers: metrics.csv (Lightning's CSV logger, except that a resumed run appends to it)
+and TensorBoard event files in RUN/tensorboard/.
 
-Lightning's writer deletes an existing metrics.csv when it starts; for a resumed run that would
+Lightning's CSV writer deletes an existing metrics.csv when it starts; for a resumed run that would
 throw away the curves of everything before the interruption.
 """
 
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import os
+from typing import Any, Mapping
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -32,3 +35,48 @@ class RunMetricsLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def flat_config(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (`model.latent_dim`, the CLI's override names), TensorBoard-typed."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_config(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:  # None, lists: as text
+            flat[name] = str(value)
+    return flat
+
+
+class RunTensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoard logger, writing RUN/tensorboard/events.*: the scalars every
+    trainer.log_every_n_steps and per epoch, images added by callbacks (ImageGrids), and the config as
+    TensorBoard hparams (dotted keys) with the run's monitored metric as the HParams metric.
+    config.yaml stays the one record of the config: no second hparams.yaml is written."""
+
+    def __init__(self, run_dir: str | os.PathLike, monitor: str) -> None:
+        super().__init__(save_dir=run_dir, name="", version="tensorboard", default_hp_metric=False)
+        self.monitor = monitor
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, metrics: Any = None, step: int | None = None) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        params = dict(params) if isinstance(params, Mapping) else dict(vars(params))
+        params = params.get("config", params)  # a genlab module's hparams are {"config": {...}}
+        # the metric's values are read from the scalars of the same tag (`val/elbo`, `fid`, ...)
+        for summary in hparams(flat_config(params), {self.monitor: 0.0}):
+            self.experiment.file_writer.add_summary(summary)
+
+    @rank_zero_only
+    def save(self) -> None:
+        self.experiment.flush()

@@ -9,11 +9,12 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import ExperimentConfig
@@ -21,8 +22,9 @@ from genlab.errors import GenlabError
 from genlab.runs import Run
 from genlab.train.callbacks import ImageGrids, OptimizerSettings, RNGState, RunLifecycle, Throughput
 from genlab.train.checkpoint_io import AtomicCheckpointIO, resume_checkpoint
+from genlab.train.console import ConsoleReport, EpochMetrics, TrainingBar, finished_line, quiet_lightning, say, use_progress_bar
 from genlab.train.datamodule import GenlabDataModule
-from genlab.train.metrics_log import RunMetricsLogger
+from genlab.train.metrics_log import RunMetricsLogger, RunTensorBoardLogger, tensorboard_available
 from genlab.train.registry import build_module, module_class
 
 
@@ -71,9 +73,16 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     callbacks: list[L.Callback] = [best, last, RNGState(), RunLifecycle(run), Throughput(),
                                    OptimizerSettings(cfg.optimizer),
                                    ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
-    if t.progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+    bar = use_progress_bar(t.progress_bar)
+    epochs = EpochMetrics()
+    callbacks.append(ConsoleReport(cfg, run.path, epochs))
+    if bar:
+        callbacks.append(TrainingBar(leave=False))
     callbacks += extra_callbacks or []
+    # metrics.csv first: trainer.log_dir (the run directory) is the first logger's
+    loggers: list = [RunMetricsLogger(run.path), epochs]
+    if tensorboard_enabled(cfg):
+        loggers.insert(1, RunTensorBoardLogger(run.path, monitor))
     return L.Trainer(
         default_root_dir=run.path,
         max_epochs=t.max_epochs,
@@ -86,10 +95,10 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,
-        logger=RunMetricsLogger(run.path),
+        logger=loggers,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,  # it would consume RNG draws that an uninterrupted run never made
         use_distributed_sampler=False,  # EpochShuffleSampler shards by rank itself
@@ -97,9 +106,16 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     )
 
 
+def tensorboard_enabled(cfg: ExperimentConfig) -> bool:
+    return cfg.output.tensorboard and tensorboard_available()
+
+
 def train(cfg: ExperimentConfig, resume: str | Path | None = None,
-          extra_callbacks: list[L.Callback] | None = None) -> Run:
-    """Train `cfg` in a new run directory, or continue `resume` (a run directory) from last.ckpt."""
+          extra_callbacks: list[L.Callback] | None = None, verbose: bool | None = None) -> Run:
+    """Train `cfg` in a new run directory, or continue `resume` (a run directory) from last.ckpt.
+    Prints a header line, one line per epoch and a final line (rank 0); `verbose=True` (or
+    GENLAB_VERBOSE=1) also lets Lightning's own banners through."""
+    t0 = time.perf_counter()
     with contextlib.ExitStack() as held:
         run, ckpt = None, None
         if resume is not None:
@@ -114,11 +130,8 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
         if run is None:
             run = open_or_create_run(cfg, None)
             hold(held, run)
-        trainer = build_trainer(cfg, run, extra_callbacks)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-            warnings.filterwarnings("ignore", ".*no `validation_step`.*")  # GANs: FID is their validation
+        with quiet_lightning(verbose):
+            trainer = build_trainer(cfg, run, extra_callbacks)
             try:
                 with lightning_handles_sigterm() as received:
                     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
@@ -139,7 +152,15 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
                                f"genlab report {run.path}")
                 raise GenlabError(f"interrupted after training; the checkpoints are saved. Write the report "
                                   f"with: genlab report {run.path}") from None
+            say(final_line(trainer, run, cfg, time.perf_counter() - t0))
     return run
+
+
+def final_line(trainer: L.Trainer, run: Run, cfg: ExperimentConfig, seconds: float) -> str:
+    best = trainer.checkpoint_callback
+    score = getattr(best, "best_model_score", None)
+    return finished_line(run.path, trainer.current_epoch, seconds, monitor=getattr(best, "monitor", None),
+                         best=None if score is None else float(score), tensorboard=tensorboard_enabled(cfg))
 
 
 @contextlib.contextmanager
