@@ -56,8 +56,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from genlab.evaluate import evaluate_loglik
 
-    if not args.loglik:
-        raise GenlabError("nothing to evaluate: pass --loglik")
+    if not args.loglik and not args.quality:
+        raise GenlabError("nothing to evaluate: pass --loglik or --quality")
+    if args.quality:
+        from genlab.eval.gan_quality import evaluate_gan_quality, format_quality
+
+        quality = evaluate_gan_quality(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
+        console.print(format_quality(quality))
+        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')}")
+        if not args.loglik:
+            return
     evaluate_loglik(args.run, n_images=args.n_images, samples=args.samples, estimators=args.estimator,
                     seed=args.seed, which=args.checkpoint, console=console, proposal=args.proposal,
                     bdmc=args.bdmc)
@@ -241,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also bracket log p(x) by BDMC (forward + reverse AIS at the eval.ais settings) on N "
                         "images simulated from the model (N is 3 when given without a number; ~2x the AIS cost per "
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
+    e.add_argument("--quality", type=int, nargs="?", const=1000, default=0, metavar="N",
+                   help="sample quality on N real images never trained on (the data.holdout split, else "
+                        "validation) and N samples: FD, KID, precision and recall (k=3); writes "
+                        "RUN/eval/quality.json (N is 1000 when given without a number)")
     e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which checkpoint: best (validation metric) or last")

@@ -152,3 +152,23 @@ def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, 
     assert (q["precision"], q["recall"]) == (1.0, 1.0)
     assert abs(q["fd"]) < 1e-6
     assert not (trained_run / "eval" / "quality.json").exists()
+
+
+def test_cli_evaluate_quality(monkeypatch, capsys, tmp_path):
+    from genlab import cli
+    from genlab.eval import gan_quality
+
+    fake = {"fd": 12.5, "kid": 0.0123, "kid_se": 0.0004, "kid_subset_size": 150, "precision": 0.61, "recall": 0.42,
+            "k": 3, "n_real": 300, "n_fake": 300, "extractor": "fallback: NOT comparable", "dims": 2048,
+            "held_out": True, "real_split": "holdout", "comparable_to_published_fid": False}
+    calls = []
+    monkeypatch.setattr(gan_quality, "evaluate_gan_quality", lambda run, **kw: calls.append((run, kw)) or fake)
+    assert cli.main(["evaluate", str(tmp_path), "--quality", "300", "--checkpoint", "last"]) in (0, None)
+    out = capsys.readouterr().out
+    assert calls == [(str(tmp_path), {"n": 300, "seed": 0, "which": "last"})]
+    for text in ("FD:        12.5", "0.0123 ± 0.0004", "precision: 0.610", "recall:    0.420", "300 generated vs 300",
+                 "NOT comparable"):
+        assert text in out
+    calls.clear()
+    cli.main(["evaluate", str(tmp_path), "--quality"])
+    assert calls[0][1]["n"] == 1000

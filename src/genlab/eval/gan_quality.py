@@ -41,7 +41,7 @@ from genlab.eval.precision_recall import K, precision_recall
 from genlab.io import atomic_write_json
 from genlab.runs import Run
 
-__all__ = ["QUALITY_KEYS", "real_images", "evaluate_gan_quality"]
+__all__ = ["QUALITY_KEYS", "real_images", "evaluate_gan_quality", "format_quality"]
 
 QUALITY_KEYS = ("fd", "kid", "kid_se", "precision", "recall", "n_real", "n_fake", "extractor", "dims", "held_out")
 
@@ -148,3 +148,15 @@ def evaluate_gan_quality(run_dir: str | Path, n: int = 1000, seed: int = 0, whic
         atomic_write_json(run.eval / "quality.json", out)
     return out
 
+
+
+def format_quality(q: dict[str, Any]) -> str:
+    """Lines for the terminal: the four numbers with N and the extractor."""
+    lines = [f"features: {q['extractor']} [{q['dims']}-d]",
+             f"N: {q['n_fake']} generated vs {q['n_real']} real images never trained on ({q['real_split']} split)"]
+    if not q.get("comparable_to_published_fid", False):
+        lines.append("WARNING: fallback feature extractor, FD/KID NOT comparable to published FID values")
+    kid = "n/a" if q["kid"] is None else f"{q['kid']:.5g} ± {q['kid_se']:.2g} (se, subsets of {q['kid_subset_size']})"
+    lines += [f"FD:        {q['fd']:.4g}", f"KID:       {kid}",
+              f"precision: {q['precision']:.3f} (k = {q['k']})", f"recall:    {q['recall']:.3f} (k = {q['k']})"]
+    return "\n".join(lines)
