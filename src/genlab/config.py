@@ -37,6 +37,12 @@ class VAEConfig(_Section):
     likelihood: Literal["gaussian", "bernoulli"] = "gaussian"
     sigma: float = Field(0.1, gt=0, description="std of the Gaussian likelihood (the study's MSE)")
     beta: float = Field(1.0, ge=0, description="KL weight in the training loss; the reported ELBO is always true")
+    sample_prior: Literal["standard", "aggregate-gmm"] = Field(
+        "standard", description="what `genlab demo`'s final samples come from: N(0, I), or a Gaussian mixture "
+        "fitted to the training posterior means after training (genlab.eval.aggregate_prior); the model, its "
+        "ELBO and its likelihoods always use N(0, I)")
+    prior_components: int = Field(10, gt=0, description="aggregate-gmm: mixture components (full covariance)")
+    prior_images: int = Field(20000, gt=0, description="aggregate-gmm: training images it is fitted on (at most)")
 
 
 class GANFIDConfig(_Section):

@@ -110,18 +110,17 @@ def sprite_quality(run_dir: str | Path, n: int = 100, seed: int = 0, prior: str 
     sprites = dsprites.load_all()
     figures: dict[str, dict[str, Any]] = {}
     arrays: dict[str, np.ndarray] = {}
-    wanted = [prior] if prior == "standard" else [prior, "standard"]
-    pairs = None
-    for which in wanted:
+    binaries: dict[str, np.ndarray] = {}
+    for which in [prior] if prior == "standard" else [prior, "standard"]:
         images, used = prior_samples(run, model, n, seed, which)
-        if used in figures:
-            continue
-        binary = binarise(images)
-        iou, match = _search(binary, sprites, console, used)
+        binaries.setdefault(used, binarise(images))
+    # one pass over the rendered set for every prior's samples
+    iou_all, match_all = _search(np.concatenate(list(binaries.values())), sprites, console, ", ".join(binaries))
+    for k, (used, binary) in enumerate(binaries.items()):
+        iou, match = iou_all[k * n:(k + 1) * n], match_all[k * n:(k + 1) * n]
         figures[used] = _summary(iou, binary.reshape(n, -1).sum(1))
         arrays.update({f"{used}_iou": iou, f"{used}_match": match})
-        if pairs is None:
-            pairs = (binary, match)
+    pairs = next(iter(binaries.values())), arrays[f"{next(iter(binaries))}_match"]
     main = next(iter(figures))
     samples_file = run.eval / "sprite_quality.npz"
     with atomic_path(samples_file) as tmp, open(tmp, "wb") as f:
@@ -132,7 +131,7 @@ def sprite_quality(run_dir: str | Path, n: int = 100, seed: int = 0, prior: str 
     if "standard" in figures and main != "standard":
         result["standard"] = figures["standard"]
     result["samples_file"] = samples_file.name
-    if grid is not None and pairs is not None:
+    if grid is not None:
         result["grid"] = str(save_matches(pairs[0], sprites, pairs[1], grid))
     atomic_write_json(run.eval / "sprite_quality.json", result)
     return result
@@ -144,7 +143,7 @@ def _search(binary: np.ndarray, sprites: np.ndarray, console: Any, label: str) -
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"best IoU over all sprites ({label} prior)", total=len(sprites))
+        task = bar.add_task(f"best IoU over all sprites ({label} prior samples)", total=len(sprites))
         return best_iou(binary, sprites, progress=lambda done, total: bar.update(task, completed=done))
 
 
