@@ -217,13 +217,18 @@ def _page_path(runs: Sequence[Run], out: str | Path | None) -> Path:
     return runs[0].path.parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}" / "report.html"
 
 
-def render(context: dict) -> str:
+def render_template(name: str, context: dict) -> str:
+    """One of genlab/viz/templates/, autoescaped, strict about missing names."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(**context)
+    return env.get_template(name).render(**context)
+
+
+def render(context: dict) -> str:
+    return render_template("report.html.j2", context)
 
 
 def write_report(runs: Sequence[str | Path], out: str | Path | None = None, embed: bool = False) -> Path:

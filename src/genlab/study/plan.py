@@ -1,0 +1,147 @@
+"""What `genlab study` runs: the stages of the reference study and the profiles that size them.
+
+A stage is one experiment of the study table (../shared/DESIGN.md): one ordinary run directory
+(`<study>/<stage>/`), trained from a bundled config with the profile's overrides, then the steps
+that make its results (sample grids, log-likelihoods, traversals, held-out quality, priors). The
+profile (a YAML file in genlab/configs/study/, or one of your own) says, per stage, which config,
+which overrides and how many quiet-CPU minutes it is expected to take (for the ETA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genlab.config import PACKAGE_CONFIGS
+from genlab.errors import GenlabError
+
+PROFILES_DIR = PACKAGE_CONFIGS / "study"
+DATASETS_WITH_ROOTS = ("celeba", "tinyimagenet", "bitmoji")  # dSprites is rendered: built in
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                        # its run folder inside the study folder
+    title: str                       # what a reader sees in the report
+    experiment: int                  # the row of the study table it reproduces (1-4)
+    dataset: str                     # what it trains on
+    setting: str = "study"           # "study" (the study's settings) or "recipe" (genlab's, beside it)
+    steps: tuple[str, ...] = ()      # after training, in order (see pipeline.STEPS)
+    kind: str = "train"              # "train": a run; "compare": the VQ-VAE codebook comparison
+    needs: tuple[str, ...] = ()      # stages whose runs it reads
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("vae-celeba", "VAE on CelebA 128x128 (MSE likelihood)", 1, "celeba", steps=("samples", "loglik")),
+    Stage("vae-dsprites", "VAE on dSprites (MSE likelihood)", 1, "dsprites", steps=("samples", "loglik", "sprites")),
+    Stage("vqvae-K128", "VQ-VAE on Tiny-ImageNet, K = 128", 2, "tinyimagenet"),
+    Stage("vqvae-K256", "VQ-VAE on Tiny-ImageNet, K = 256", 2, "tinyimagenet"),
+    Stage("vqvae-K512", "VQ-VAE on Tiny-ImageNet, K = 512, with its priors", 2, "tinyimagenet",
+          steps=("codes", "prior:gmm", "prior:vae", "prior:pixelcnn", "prior-eval")),
+    Stage("vqvae-compare", "VQ-VAE codebook sizes side by side", 2, "tinyimagenet", kind="compare",
+          needs=("vqvae-K128", "vqvae-K256", "vqvae-K512")),
+    Stage("dcgan", "DCGAN on Bitmoji", 3, "bitmoji", steps=("traverse", "quality")),
+    Stage("lsgan", "LSGAN on Bitmoji", 4, "bitmoji", steps=("traverse", "quality")),
+    Stage("bigan", "BiGAN on Bitmoji", 4, "bitmoji", steps=("traverse", "quality")),
+    Stage("vae-dsprites-recipe", "VAE on dSprites, genlab's recipe", 1, "dsprites", setting="recipe",
+          steps=("samples", "loglik", "sprites")),
+    Stage("dcgan-recipe", "DCGAN on Bitmoji, genlab's recipe", 3, "bitmoji", setting="recipe",
+          steps=("traverse", "quality")),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    config: str | None               # bundled config name or YAML path (None for a compare stage)
+    overrides: tuple[str, ...] = ()
+    minutes: float = 5.0             # expected on a quiet 2-core CPU under this profile (for the ETA)
+    steps: dict[str, Any] = field(default_factory=dict)  # per-step options, e.g. {loglik: {samples: 1000}}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    stages: dict[str, StageSettings]
+    source: str
+
+    def settings(self, stage: str) -> StageSettings:
+        return self.stages[stage]
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A bundled profile (cpu, full, tiny) or a YAML file of the same shape."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise GenlabError(f"unknown study profile {name_or_path!r} (bundled: {', '.join(profile_names())}; "
+                              "or give the path of a YAML file shaped like them)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise GenlabError(f"{path}: not a readable YAML study profile ({exc})") from None
+    stages = data.get("stages") or {}
+    unknown = sorted(set(stages) - set(STAGE_NAMES))
+    missing = [s for s in STAGE_NAMES if s not in stages]
+    if unknown or missing:
+        raise GenlabError(f"{path}: " + "; ".join(filter(None, [
+            f"unknown stage(s) {', '.join(unknown)}" if unknown else "",
+            f"missing stage(s) {', '.join(missing)}" if missing else ""])) + f" (stages: {', '.join(STAGE_NAMES)})")
+    parsed = {}
+    for name, raw in stages.items():
+        raw = dict(raw or {})
+        extra = sorted(set(raw) - {"config", "overrides", "minutes", "steps"})
+        if extra:
+            raise GenlabError(f"{path}: stage {name}: unknown key(s) {', '.join(extra)} "
+                              "(allowed: config, overrides, minutes, steps)")
+        parsed[name] = StageSettings(raw.get("config"), tuple(_flat(raw.get("overrides") or [])),
+                                     float(raw.get("minutes", 5.0)), dict(raw.get("steps") or {}))
+    return Profile(str(data.get("profile", path.stem)), str(data.get("description", "")), parsed, str(path))
+
+
+def _flat(items: list[Any]) -> list[str]:
+    """Overrides may nest one level (a YAML alias of a shared list, then the stage's own)."""
+    return [str(o) for item in items for o in (_flat(item) if isinstance(item, list) else [item])]
+
+
+def parse_data_roots(items: list[str] | None) -> dict[str, str]:
+    """`["celeba=PATH", "bitmoji=PATH"]` -> {"celeba": PATH, ...}; a typo is a one-line error."""
+    roots: dict[str, str] = {}
+    for item in items or []:
+        name, sep, root = item.partition("=")
+        if not sep or not root:
+            raise GenlabError(f"--data {item!r}: give NAME=PATH, e.g. --data celeba=../data/celeba")
+        if name not in DATASETS_WITH_ROOTS:
+            raise GenlabError(f"--data {name}=...: unknown dataset (datasets with a root: "
+                              f"{', '.join(DATASETS_WITH_ROOTS)}; dSprites is built in)")
+        roots[name] = root
+    return roots
+
+
+def skipped_stages(skip: list[str] | None) -> dict[str, str]:
+    """Stage name -> why it is skipped. `--skip` takes stage names or dataset names (every stage on
+    it); a stage whose input stages are skipped is skipped too."""
+    datasets = {s.dataset for s in STAGES}
+    out: dict[str, str] = {}
+    for item in skip or []:
+        if item in STAGE_NAMES:
+            out[item] = f"--skip {item}"
+        elif item in datasets:
+            out.update({s.name: f"--skip {item}" for s in STAGES if s.dataset == item})
+        else:
+            raise GenlabError(f"--skip {item!r}: not a stage or a dataset (stages: {', '.join(STAGE_NAMES)}; "
+                              f"datasets: {', '.join(sorted(datasets))})")
+    for s in STAGES:
+        lost = [n for n in s.needs if n in out]
+        if lost and s.name not in out:
+            out[s.name] = f"needs {', '.join(lost)} (skipped)"
+    return out

@@ -1,0 +1,247 @@
+"""The study report: study.json and study.html, read from the run directories of a study folder.
+
+Every number comes from the runs' own files (eval/fid.json, eval/loglik.json, eval/quality.json,
+eval/sprite_quality.json, eval/reconstruction.json, eval/priors.json, vqvae-compare/comparison.json),
+so rewriting the report after a change to a run changes the report. Beside each of genlab's numbers
+stands the study's, with the estimator or feature extractor, N and a `comparable` flag that says
+why not when it is false. Nothing here trains or imports the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import GenlabError
+from genlab.eval import units
+from genlab.io import atomic_write_json, atomic_write_text
+from genlab.study.plan import STAGES, Stage
+
+# What the study reported (../shared/DESIGN.md, "The reference study")
+STUDY_FID = {"dcgan": 131.7, "lsgan": 129.3, "bigan": 133.1}
+STUDY_FID_PROTOCOL = "FID, 2048-d Inception pool features (pytorch-fid weights), 1000 generated vs 1000 real, best epoch"
+STUDY_LOGLIK = {v[0].lower(): v for v in units.STUDY_VALUES}  # dataset -> (name, p, dims)
+STUDY_VQVAE = "reconstruction grids for K = 128, 256, 512; K = 512 looked best (no number reported)"
+STUDY_PRIORS = "a 100-component Gaussian mixture and a small VAE over the code maps; decoded samples shown (no number)"
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _stage_of(name: str) -> Stage:
+    return next(s for s in STAGES if s.name == name)
+
+
+# --- rows -----------------------------------------------------------------------------------------
+ROW_KEYS = ("experiment", "stage", "setting", "metric", "study", "study_raw", "study_protocol", "genlab", "genlab_se",
+            "epoch", "bits_per_dim", "estimator", "n", "converged", "comparable", "why_not", "source")
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    """A comparison row: every row has every key (None where it does not apply)."""
+    return {**{k: None for k in ROW_KEYS}, **values}
+
+
+def fid_row(stage: Stage, run: Path, profile: str) -> dict[str, Any] | None:
+    fid = _read(run / "eval" / "fid.json")
+    if not fid or not fid.get("best"):
+        return None
+    best = fid["best"]
+    model = stage.name.split("-")[0]
+    why = []
+    if not fid.get("comparable_to_published_fid"):
+        why.append("fallback features (the Inception weights were not found): NOT an FID")
+    if fid.get("dims") != 2048:
+        why.append(f"{fid.get('dims')}-d features (study: 2048)")
+    if (best.get("n_fake"), best.get("n_real")) != (1000, 1000):
+        why.append(f"N = {best.get('n_fake')} vs {best.get('n_real')} (study: 1000 vs 1000)")
+    if profile != "full":
+        why.append(f"profile {profile}: reduced training (see the profile)")
+    if stage.setting == "recipe":
+        why.append("genlab's recipe, not the study's settings (by design)")
+    return _row(experiment=stage.experiment, stage=stage.name, setting=stage.setting,
+                metric="FID (best epoch)" if fid.get("comparable_to_published_fid") else "FD, fallback features (best epoch)",
+                study=STUDY_FID.get(model), study_protocol=STUDY_FID_PROTOCOL, genlab=best.get("fid"),
+                epoch=None if best.get("epoch") is None else best["epoch"] + 1, estimator=fid.get("extractor"),
+                n=f"{best.get('n_fake')} vs {best.get('n_real')}",
+                comparable=not why or why == ["genlab's recipe, not the study's settings (by design)"],
+                why_not="; ".join(why), source=f"{stage.name}/eval/fid.json")
+
+
+def loglik_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    table = _read(run / "eval" / "loglik.json")
+    if not table or not table.get("images"):
+        return None
+    images = table["images"]
+    best = [r["best"] for r in images if r.get("best")]
+    estimators = sorted({b["estimator"] for b in best})
+    values = [b["log_px"] for b in best]
+    ses = [r[b["estimator"]]["se"] for r, b in ((r, r["best"]) for r in images if r.get("best"))]
+    name, p, dims = STUDY_LOGLIK.get(stage.dataset, (stage.dataset, None, None))
+    mean = sum(values) / len(values) if values else None
+    # the spread over images (they differ) and the estimators' own error, both stated
+    spread = (math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1) / len(values))
+              if values and len(values) > 1 else None)
+    bits = [b["bits_per_dim"] for b in best]
+    samples = ", ".join(f"{k} {v.get('n_samples')}" for k, v in table.get("estimators", {}).items())
+    return _row(experiment=stage.experiment, stage=stage.name, setting=stage.setting,
+                metric=f"log p(x), nats per image ({table.get('likelihood')} likelihood; mean of the {len(values)} "
+                       f"of {len(images)} images whose estimate converged)",
+                study=None if p is None else math.log(p), study_raw=p, genlab=mean, genlab_se=spread,
+                estimator_se_max=max(ses) if ses else None, bits_per_dim=sum(bits) / len(bits) if bits else None,
+                convention=table.get("convention"),
+                estimator=(", ".join(estimators) or "none converged") + f" (samples: {samples})",
+                n=f"{len(images)} images ({len(values)} converged)", converged=len(values) == len(images),
+                comparable=False,
+                why_not="the study's raw probabilities cannot be right: "
+                        + (table.get("study_reference") or units.study_reference())["why"],
+                source=f"{stage.name}/eval/loglik.json")
+
+
+def quality_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    q = _read(run / "eval" / "quality.json")
+    if not q:
+        return None
+    keys = ("fd", "kid", "kid_se", "precision", "recall", "n_real", "n_fake", "extractor", "dims", "held_out")
+    return {"stage": stage.name, "setting": stage.setting, **{k: q.get(k) for k in keys},
+            "source": f"{stage.name}/eval/quality.json"}
+
+
+def sprite_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    q = _read(run / "eval" / "sprite_quality.json")
+    if not q:
+        return None
+    return {"stage": stage.name, "setting": stage.setting, "likelihood": _likelihood(run),
+            **{k: q.get(k) for k in ("mean_iou", "empty_fraction", "n", "prior")},
+            "source": f"{stage.name}/eval/sprite_quality.json"}
+
+
+def _likelihood(run: Path) -> str | None:
+    import yaml
+
+    try:
+        return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("model", {}).get("likelihood")
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def reconstruction_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    r = _read(run / "eval" / "reconstruction.json")
+    if not r:
+        return None
+    return {"stage": stage.name, **{k: v for k, v in r.items() if not isinstance(v, (list, dict))},
+            "source": f"{stage.name}/eval/reconstruction.json"}
+
+
+# --- pictures -------------------------------------------------------------------------------------
+def _last(folder: Path, pattern: str = "epoch_*.png") -> Path | None:
+    found = sorted(folder.glob(pattern))
+    return found[-1] if found else None
+
+
+def pictures(folder: Path, stage: Stage) -> list[tuple[Path, str]]:
+    run = folder / stage.name
+    candidates: list[tuple[Path | None, str]] = []
+    if stage.kind == "compare":
+        candidates.append((run / "comparison.png", "held-out originals, then one row of reconstructions per K"))
+    elif stage.name.startswith("vae"):
+        candidates += [(run / "samples" / "final_10x10.png", "10x10 samples"),
+                       (_last(run / "reconstructions"), "reconstructions (originals above)"),
+                       (run / "plots" / "loss_curves.png", "loss curves")]
+    elif stage.name.startswith("vqvae"):
+        candidates += [(_last(run / "reconstructions"), "reconstructions (originals above)")]
+        candidates += [(p, f"decoded samples of the {p.stem.removeprefix('prior_').replace('_', ' ')} prior")
+                       for p in sorted((run / "samples").glob("prior_*.png"))]
+    else:
+        candidates += [(_last(run / "samples"), "samples at the last epoch"),
+                       (run / "plots" / "fid.png", "FD/FID every epoch"),
+                       (run / "plots" / "loss_curves.png", "generator and discriminator losses"),
+                       (run / "plots" / "traverse" / "coords.png", "latent traversal (coordinates)"),
+                       (run / "plots" / "traverse" / "slerp.png", "slerp interpolations"),
+                       (run / "plots" / "traverse" / "recon.png", "reconstructions (originals above)")]
+    return [(p, c) for p, c in candidates if p is not None and p.is_file()]
+
+
+# --- the whole ------------------------------------------------------------------------------------
+def collect_study(folder: str | Path) -> dict[str, Any]:
+    """study.json's content: the stages with their status and time, the comparison rows, the tables."""
+    from genlab import __version__
+
+    folder = Path(folder)
+    state = _read(folder / "state.json")
+    if state is None:
+        raise GenlabError(f"{folder}: not a genlab study folder (no readable state.json); run `genlab study` first")
+    profile = state.get("profile", "?")
+    stages, comparisons, quality, sprites, recon = [], [], [], [], []
+    for stage in STAGES:
+        entry = state.get("stages", {}).get(stage.name, {"status": "pending"})
+        run = folder / stage.name
+        stages.append({"name": stage.name, "title": stage.title, "experiment": stage.experiment,
+                       "setting": stage.setting, "status": entry.get("status", "pending"),
+                       "message": entry.get("message", ""), "seconds": entry.get("seconds"),
+                       "steps": {k: v["seconds"] for k, v in entry.get("steps", {}).items()},
+                       "run": stage.name if run.is_dir() else None})
+        if not run.is_dir():
+            continue
+        for row in (fid_row(stage, run, profile), loglik_row(stage, run)):
+            if row:
+                comparisons.append(row)
+        for rows, fn in ((quality, quality_row), (sprites, sprite_row), (recon, reconstruction_row)):
+            row = fn(stage, run)  # type: ignore[operator]
+            if row:
+                rows.append(row)
+    vq = _read(folder / "vqvae-compare" / "comparison.json")
+    priors = _read(folder / "vqvae-K512" / "eval" / "priors.json")
+    return {"format": 1, "genlab_version": __version__, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "profile": profile, "profile_source": state.get("profile_source"),
+            "total_seconds": round(sum(s["seconds"] or 0 for s in stages), 1),
+            "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "sprites": sprites,
+            "reconstruction": recon,
+            "vqvae": {"study": STUDY_VQVAE, **(vq or {})} if vq else None,
+            "priors": {"study": STUDY_PRIORS, **priors} if priors else None,
+            "study_loglik_reference": units.study_reference()}
+
+
+def write_study_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """study.json and study.html in `out` (default: the study folder); pictures outside `out` are
+    copied beside the page (report_assets/), so `out` can be a docs folder. Returns the page."""
+    from genlab.viz.report import Assets, render_template
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder
+    out.mkdir(parents=True, exist_ok=True)
+    data = collect_study(folder)
+    page = out / "study.html"
+    assets = Assets(page, embed=False)
+    try:
+        gallery = []
+        for stage in STAGES:
+            pics = [{"src": assets.src(p, f"{stage.name}/{p.name}"), "caption": c} for p, c in pictures(folder, stage)]
+            if pics:
+                gallery.append({"stage": stage.name, "title": stage.title, "pictures": pics,
+                                "report": f"{stage.name}/report.html" if out.resolve() == folder.resolve()
+                                and (folder / stage.name / "report.html").is_file() else None})
+        html = render_template("study.html.j2", {"study": data, "gallery": gallery, "fmt": _fmt,
+                                                 "folder": str(folder)})
+    finally:
+        assets.close()
+    atomic_write_json(out / "study.json", data)
+    atomic_write_text(page, html)
+    return page
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return format(value, spec)
+    return str(value)
