@@ -250,8 +250,8 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny", "--out", str(out)],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    data = json.loads((out / "gpu_check.json").read_text())
-    md = (out / "gpu_check.md").read_text()
+    data = json.loads((out / "gpu_check_cpu.json").read_text())
+    md = (out / "gpu_check_cpu.md").read_text()
     assert data["device"]["type"] == "cpu" and data["device"]["name"]
     rows = data["throughput"]
     models = {r["model"] for r in rows}
@@ -259,7 +259,10 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path):
     measured = [r for r in rows if r.get("skipped") is None]
     assert measured and all(r["genlab_img_s"] > 0 and r["hand_img_s"] > 0 for r in measured)
     skipped = [r for r in rows if r.get("skipped")]
-    assert all("GPU" in r["skipped"] or "compiler" in r["skipped"] for r in skipped)
+    assert all("GPU" in r["skipped"] or "compiler" in r["skipped"] or "tiny mode" in r["skipped"] for r in skipped)
+    assert {r["variant"] for r in measured} == {"fp32", "bf16"}  # the CPU skips the GPU-only rows
+    assert all(r["variant"] in ("bf16+channels_last", "bf16+channels_last+compile") for r in skipped
+               if "GPU" in r["skipped"])
     assert data["fid"]["seconds"] > 0 and data["fid"]["n"] >= 2
     est = data["study_estimate"]
     assert est["total_hours"] > 0 and len(est["rows"]) >= 6
