@@ -14,7 +14,7 @@ import sys
 
 from rich.console import Console
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, Interrupted
 from genlab.io import write_error
 
 # OSErrors a user causes and can fix (not bugs): full disk, read-only mount, no permission
@@ -169,6 +169,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from genlab.demo import run_demo
 
     run_demo(args.config, args.overrides, console=console)
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from genlab.study.report import write_study_report
+
+    out = args.out or f"runs/study-{args.profile}"
+    if not args.report_only:
+        from genlab.study.pipeline import run_study
+
+        run_study(out, profile=args.profile, data=args.data, skip=args.skip, console=console)
+    page = write_study_report(out, args.export) if args.export or args.report_only else None
+    if page is not None:
+        console.print(f"wrote {page} (and study.json beside it)")
 
 
 def cmd_fid(args: argparse.Namespace) -> None:
@@ -351,6 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_flag(m)
     m.set_defaults(func=cmd_demo)
 
+    st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
+                        "beside it) as one resumable pipeline, then write study.html and study.json")
+    st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, ~75 min), full (the study's settings, "
+                    "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
+    st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
+                    "(default: runs/study-PROFILE)")
+    st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
+                    help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
+                         "default: each config's data.root)")
+    st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
+                    help="leave out stages, by name (e.g. bigan) or by dataset (e.g. celeba); the report says so "
+                         "(default: none)")
+    st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
+                    "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
+    st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
+    st.set_defaults(func=cmd_study)
+
     f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
                        "a drop-in for `python -m pytorch_fid A B`")
     f.add_argument("path_a", help="folder of images or .npz statistics (mu, sigma)")
@@ -384,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = _sigterm_as_ctrl_c()
     try:
         args.func(args)
+    except Interrupted as exc:
+        console.print(f"[bold red]interrupted:[/] {exc}", soft_wrap=True)
+        return 130
     except GenlabError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 2

@@ -60,8 +60,12 @@ class StudyState:
     def done(self, stage: str, step: str) -> bool:
         return step in self.stage(stage)["steps"]
 
-    def mark(self, stage: str, step: str, seconds: float) -> None:
-        self.stage(stage)["steps"][step] = {"seconds": round(seconds, 1), "finished_utc": _utc()}
+    def mark(self, stage: str, step: str, started: tuple[float, float]) -> None:
+        """`started` = (wall, CPU) clocks at the step's start (`clocks()`): CPU-seconds say what a step
+        costs even on a machine shared with other jobs, where wall time does not."""
+        wall, cpu = clocks()
+        self.stage(stage)["steps"][step] = {"seconds": round(wall - started[0], 1),
+                                            "cpu_seconds": round(cpu - started[1], 1), "finished_utc": _utc()}
         self.save()
 
     def set(self, stage: str, status: str, **extra: Any) -> None:
@@ -70,11 +74,16 @@ class StudyState:
         if status == "done":
             entry.pop("message", None)
         entry["seconds"] = round(sum(s["seconds"] for s in entry["steps"].values()), 1)
+        entry["cpu_seconds"] = round(sum(s.get("cpu_seconds", 0) for s in entry["steps"].values()), 1)
         self.save()
 
     def save(self) -> None:
         self.data["updated_utc"] = _utc()
         atomic_write_json(self.folder / STATE_FILE, self.data)
+
+
+def clocks() -> tuple[float, float]:
+    return time.monotonic(), time.process_time()
 
 
 def _utc() -> str:
@@ -275,16 +284,16 @@ def run_stage(stage: Stage, cfg: ExperimentConfig | None, profile: Profile, fold
               console: Console, extra_callbacks: list | None = None) -> str:
     settings = profile.settings(stage.name)
     if stage.kind == "compare":
-        t0 = time.monotonic()
+        t0 = clocks()
         compare_vqvae(folder, stage)
-        state.mark(stage.name, "compare", time.monotonic() - t0)
+        state.mark(stage.name, "compare", t0)
         return "done"
     assert cfg is not None
     what = "done"
     if not state.done(stage.name, "train"):
-        t0 = time.monotonic()
+        t0 = clocks()
         run, what = train_stage(cfg, folder / stage.name, extra_callbacks)
-        state.mark(stage.name, "train", time.monotonic() - t0)
+        state.mark(stage.name, "train", t0)
     run = Run.open(folder / stage.name)
     for step in (*stage.steps, "report"):
         if state.done(stage.name, step):
@@ -293,9 +302,9 @@ def run_stage(stage: Stage, cfg: ExperimentConfig | None, profile: Profile, fold
             raise GenlabError(f"stage {stage.name}: unknown step {step!r} (known: {', '.join(STEPS)})")
         state.set(stage.name, "running", step=step)
         console.print(f"[dim]{stage.name}:[/] {step}")
-        t0 = time.monotonic()
+        t0 = clocks()
         STEPS[step](run, cfg, dict(settings.steps.get(step) or {}), console)
-        state.mark(stage.name, step, time.monotonic() - t0)
+        state.mark(stage.name, step, t0)
     return what
 
 

@@ -186,6 +186,7 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
         stages.append({"name": stage.name, "title": stage.title, "experiment": stage.experiment,
                        "setting": stage.setting, "status": entry.get("status", "pending"),
                        "message": entry.get("message", ""), "seconds": entry.get("seconds"),
+                       "cpu_seconds": entry.get("cpu_seconds"),
                        "steps": {k: v["seconds"] for k, v in entry.get("steps", {}).items()},
                        "run": stage.name if run.is_dir() else None})
         if not run.is_dir():
@@ -202,6 +203,7 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
     return {"format": 1, "genlab_version": __version__, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "profile": profile, "profile_source": state.get("profile_source"),
             "total_seconds": round(sum(s["seconds"] or 0 for s in stages), 1),
+            "total_cpu_seconds": round(sum(s["cpu_seconds"] or 0 for s in stages), 1),
             "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "sprites": sprites,
             "reconstruction": recon,
             "vqvae": {"study": STUDY_VQVAE, **(vq or {})} if vq else None,

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import ExperimentConfig
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, Interrupted
 from genlab.runs import Run
 from genlab.train.callbacks import ImageGrids, OptimizerSettings, RNGState, RunLifecycle, Throughput
 from genlab.train.checkpoint_io import AtomicCheckpointIO, resume_checkpoint
@@ -136,13 +136,13 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
                 with lightning_handles_sigterm() as received:
                     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
             except SIGTERMException:
-                raise GenlabError(f"training stopped by SIGTERM; checkpoint saved. "
+                raise Interrupted(f"training stopped by SIGTERM; checkpoint saved. "
                                   f"Continue with: genlab train --resume {run.path}") from None
         if received:  # SIGTERM after the last batch: the checkpoints are written, stop before the rest
             if trainer.is_global_zero:
                 run.set_status("interrupted", message=f"stopped by SIGTERM after training; continue with: "
                                f"genlab train --resume {run.path}")
-            raise GenlabError(f"stopped by SIGTERM after training; checkpoints saved. "
+            raise Interrupted(f"stopped by SIGTERM after training; checkpoints saved. "
                               f"Continue with: genlab train --resume {run.path}")
         if trainer.is_global_zero:
             try:
@@ -150,7 +150,7 @@ def train(cfg: ExperimentConfig, resume: str | Path | None = None,
             except KeyboardInterrupt:  # a late Ctrl-C: the weights are saved, only the report is missing
                 run.set_status("interrupted", message=f"training finished; report not written: "
                                f"genlab report {run.path}")
-                raise GenlabError(f"interrupted after training; the checkpoints are saved. Write the report "
+                raise Interrupted(f"interrupted after training; the checkpoints are saved. Write the report "
                                   f"with: genlab report {run.path}") from None
             say(final_line(trainer, run, cfg, time.perf_counter() - t0))
     return run
