@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "genlab"
 
 # the parts that read runs and models: none of them may need the trainer
 TRAINER_FREE = ["models", "eval", "viz", "api.py", "runs.py", "checkpoints.py", "sampling.py", "evaluate.py",
-                "config.py", "io.py", "errors.py"]
+                "config.py", "io.py", "errors.py", "study/plan.py", "study/report.py"]
 FORBIDDEN_EVERYWHERE_BUT_TRAIN = ("genlab.train", "lightning", "pytorch_lightning")
 # a model is a plain nn.Module: it knows no datasets, metrics or plots either
 FORBIDDEN_IN_MODELS = FORBIDDEN_EVERYWHERE_BUT_TRAIN + ("genlab.data", "genlab.eval", "genlab.viz", "genlab.runs")
