@@ -240,6 +240,13 @@ class TrainingBar(RichProgressBar):
                 shown["img/s"] = f"{float(value):,.0f}"
         return shown
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.progress is not None and self.train_progress_bar_id is not None:  # counted from 1, like the epoch lines
+            of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+            text = f"epoch {trainer.current_epoch + 1}{of}"
+            self.progress.update(self.train_progress_bar_id, description=f"{text:{len(self.validation_description)}}")
+
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if self.progress is not None:
             for task in self.progress.tasks:
