@@ -92,10 +92,13 @@ def worker_message(exc: Exception) -> str:
 
 
 def _progress(enabled: bool):
+    import sys
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # a terminal only: in a pipe or a log file rich's transient bar would leave an empty line behind
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=True)
+                    disable=not enabled or not sys.stdout.isatty(), transient=True)
 
 
 class ImageCache:
