@@ -164,15 +164,15 @@ class DataConfig(_Section):
                         "(genlab.io.cache_dir('images')), rebuilt when the files or the transform change")
     skip_corrupt: bool = Field(False, description="image datasets: skip unreadable images (count reported) "
                                "instead of stopping at the first")
+    on_device: bool = Field(False, description="keep the dataset on the training device (dSprites' packed bits, "
+                            "an image dataset's uint8 cache: needs data.cache=true) and decode each batch there; "
+                            "the same batches in the same order as the loader path")
 
     @field_validator("channels")
     @classmethod
     def _image_channels(cls, v: int, info: ValidationInfo) -> int:
         if info.data.get("name", "dsprites") != "dsprites" and v not in (1, 3):
             raise ValueError("image datasets give 1 (grey) or 3 (RGB) channels")
-    on_device: bool = Field(False, description="keep the dataset on the training device (dSprites' packed bits, "
-                            "an image dataset's uint8 cache: needs data.cache=true) and decode each batch there; "
-                            "the same batches in the same order as the loader path")
         return v
 
 
