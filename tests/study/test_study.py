@@ -87,8 +87,9 @@ def test_the_report_reads_its_numbers_from_the_runs(tiny_study, tmp_path):
         assert row["genlab"] == 4321.5
         assert "4321.50" in page.read_text()
         assert json.loads((tmp_path / "docs" / "study.json").read_text())["comparisons"][0]["source"]
-        copied = list((tmp_path / "docs" / "report_assets").rglob("*.png"))
+        copied = list((tmp_path / "docs" / "pictures").rglob("*.png"))
         assert any(p.name == "comparison.png" for p in copied)
+        assert "pictures/vqvae-compare/comparison.png" in page.read_text()
     finally:
         fid_file.write_text(original)
 

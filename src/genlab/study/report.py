@@ -24,6 +24,12 @@ from genlab.study.plan import STAGES, Stage
 STUDY_FID = {"dcgan": 131.7, "lsgan": 129.3, "bigan": 133.1}
 STUDY_FID_PROTOCOL = "FID, 2048-d Inception pool features (pytorch-fid weights), 1000 generated vs 1000 real, best epoch"
 STUDY_LOGLIK = {v[0].lower(): v for v in units.STUDY_VALUES}  # dataset -> (name, p, dims)
+STUDY_LOGLIK_WHY = {  # one line each; units.study_reference()["why"] has the arithmetic
+    "dsprites": f"p = 0.0253 would give one image 2.5% of all probability, but dSprites has 737,280 (uniform over "
+                f"them: {-math.log(737_280):.1f} nats each)",
+    "celeba": f"impossible under the study's MSE (unit-variance Gaussian) likelihood: log p(x|z) <= "
+              f"{-0.5 * 3 * 128 * 128 * math.log(2 * math.pi):,.0f} nats on 49,152 dimensions",
+}
 STUDY_VQVAE = "reconstruction grids for K = 128, 256, 512; K = 512 looked best (no number reported)"
 STUDY_PRIORS = "a 100-component Gaussian mixture and a small VAE over the code maps; decoded samples shown (no number)"
 
@@ -92,16 +98,14 @@ def loglik_row(stage: Stage, run: Path) -> dict[str, Any] | None:
     bits = [b["bits_per_dim"] for b in best]
     samples = ", ".join(f"{k} {v.get('n_samples')}" for k, v in table.get("estimators", {}).items())
     return _row(experiment=stage.experiment, stage=stage.name, setting=stage.setting,
-                metric=f"log p(x), nats per image ({table.get('likelihood')} likelihood; mean of the {len(values)} "
-                       f"of {len(images)} images whose estimate converged)",
+                metric=f"log p(x), nats per image ({table.get('likelihood')} likelihood)",
                 study=None if p is None else math.log(p), study_raw=p, genlab=mean, genlab_se=spread,
                 estimator_se_max=max(ses) if ses else None, bits_per_dim=sum(bits) / len(bits) if bits else None,
                 convention=table.get("convention"),
                 estimator=(", ".join(estimators) or "none converged") + f" (samples: {samples})",
                 n=f"{len(images)} images ({len(values)} converged)", converged=len(values) == len(images),
                 comparable=False,
-                why_not="the study's raw probabilities cannot be right: "
-                        + (table.get("study_reference") or units.study_reference())["why"],
+                why_not=STUDY_LOGLIK_WHY.get(stage.dataset, "the study reported no value") + " (note below the table)",
                 source=f"{stage.name}/eval/loglik.json")
 
 
@@ -221,14 +225,18 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     data = collect_study(folder)
     page = out / "study.html"
+    exported = out.resolve() != folder.resolve()
     assets = Assets(page, embed=False)
     try:
         gallery = []
         for stage in STAGES:
-            pics = [{"src": assets.src(p, f"{stage.name}/{p.name}"), "caption": c} for p, c in pictures(folder, stage)]
+            found = pictures(folder, stage)
+            if exported:  # a docs copy: small palette PNGs beside the page, linked relatively
+                found = [(small_copy(p, out / "pictures" / stage.name / p.name), c) for p, c in found]
+            pics = [{"src": assets.src(p, f"{stage.name}/{p.name}"), "caption": c} for p, c in found]
             if pics:
                 gallery.append({"stage": stage.name, "title": stage.title, "pictures": pics,
-                                "report": f"{stage.name}/report.html" if out.resolve() == folder.resolve()
+                                "report": f"{stage.name}/report.html" if not exported
                                 and (folder / stage.name / "report.html").is_file() else None})
         html = render_template("study.html.j2", {"study": data, "gallery": gallery, "fmt": _fmt,
                                                  "folder": str(folder)})
@@ -237,6 +245,21 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     atomic_write_json(out / "study.json", data)
     atomic_write_text(page, html)
     return page
+
+
+def small_copy(src: Path, dest: Path, colours: int = 256) -> Path:
+    """`src` as a palette PNG (at most `colours` colours, no resizing: grids keep their pixels), about
+    a third of the size of a full-colour grid, so a docs copy of the report stays a few MB."""
+    from PIL import Image
+
+    from genlab.io import atomic_path
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as img:
+        small = img.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT)
+        with atomic_path(dest) as tmp:
+            small.save(tmp, format="PNG", optimize=True)
+    return dest
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
