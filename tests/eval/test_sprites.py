@@ -87,7 +87,7 @@ def test_sprite_quality_on_a_tiny_run(tiny_cfg, monkeypatch, tmp_path):
 
     spr = small_set(200)
     monkeypatch.setattr(dsprites, "load_all", lambda *a, **k: np.packbits(spr, axis=-1))
-    run = train(tiny_cfg())
+    run = train(tiny_cfg("model.sample_prior=standard"))
     res = sq.sprite_quality(run.path, n=12, seed=5, grid=tmp_path / "pairs.png")
     assert res["prior"] == "standard" and "standard" not in res and res["n"] == 12
     assert json.loads((run.eval / "sprite_quality.json").read_text()) == res
@@ -113,3 +113,16 @@ def test_sprite_quality_on_a_tiny_run(tiny_cfg, monkeypatch, tmp_path):
     b2 = model.sample(z)[:, 0].numpy() > 0.5
     np.testing.assert_allclose(np.load(run.eval / res2["samples_file"])["aggregate-gmm_iou"],
                                brute_force(b2, spr)[0], atol=1e-12)
+
+
+def test_a_run_configured_for_the_aggregate_prior_gets_it_fitted(tiny_cfg, monkeypatch):
+    from genlab.train.runner import train
+
+    spr = small_set(50)
+    monkeypatch.setattr(dsprites, "load_all", lambda *a, **k: np.packbits(spr, axis=-1))
+    run = train(tiny_cfg("model.sample_prior=aggregate-gmm", "model.prior_components=2", "model.prior_images=40"))
+    res = sq.sprite_quality(run.path, n=4, seed=0)
+    assert res["prior"] == "aggregate-gmm" and "standard" in res
+    gmm = load_aggregate_prior(Run.open(run.path))
+    assert gmm.components == 2 and gmm.fitted_on == 40
+    assert sq.sprite_quality(run.path, n=4, seed=0, prior="standard")["prior"] == "standard"

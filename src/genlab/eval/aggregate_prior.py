@@ -103,6 +103,17 @@ def fit_aggregate_prior(run_dir: str | Path, n_images: int | None = 20000, compo
             "description": prior.describe()}
 
 
+def ensure_aggregate_prior(run_dir: str | Path) -> dict[str, Any] | None:
+    """Fit the run's aggregate prior if its config asks for one (`model.sample_prior: aggregate-gmm`,
+    with `prior_components` and `prior_images`) and none is saved yet; what was fitted, else None."""
+    run = Run.open(run_dir)
+    m = run.config().model
+    if getattr(m, "sample_prior", "standard") != KIND or prior_path(run).is_file():
+        return None
+    return fit_aggregate_prior(run.path, n_images=getattr(m, "prior_images", 20000),
+                               components=getattr(m, "prior_components", 10), seed=run.config().trainer.seed)
+
+
 def load_aggregate_prior(run: Run) -> LatentGMM:
     path = prior_path(run)
     if not path.is_file():

@@ -8,8 +8,9 @@ similar of all 737,280 rendered sprites by intersection over union (IoU).
   An empty sample (no pixel on) has IoU 0 with every sprite and counts as 0 in the mean.
 
 Which prior the samples come from: `prior="auto"` takes the run's aggregate-posterior mixture
-(`genlab.eval.aggregate_prior`) when one was fitted, else N(0, I); the N(0, I) figure is always
-reported as well (`standard` in the result).
+(`genlab.eval.aggregate_prior`) when one was fitted or the run's config asks for one
+(`model.sample_prior: aggregate-gmm`: it is then fitted first), else N(0, I); the N(0, I) figure
+is always reported as well (`standard` in the result).
 """
 
 from __future__ import annotations
@@ -105,7 +106,11 @@ def sprite_quality(run_dir: str | Path, n: int = 100, seed: int = 0, prior: str 
     for N(0, I) samples when `prior` was another one), samples_file (RUN/eval/sprite_quality.npz:
     per-sample `iou` and `match`, the official index of each best sprite, per prior), grid (a PNG of
     the binarised samples above their best-matching sprites, when `grid` is given)."""
+    from genlab.eval.aggregate_prior import ensure_aggregate_prior
+
     run = Run.open(run_dir)
+    if prior == "auto":
+        ensure_aggregate_prior(run.path)  # a run whose config samples from one, fitted once
     model = run.load_model("best")
     sprites = dsprites.load_all()
     figures: dict[str, dict[str, Any]] = {}
