@@ -14,6 +14,7 @@ from PIL import Image
 from tests.train.test_gan_training import TINY as GAN_TINY
 from tests.train.test_gan_training import fake_bitmoji, tiny_extractor
 
+from genlab.cli import main
 from genlab.config import load_config
 from genlab.data import registry
 from genlab.train import fid_callback
@@ -81,6 +82,13 @@ def test_resuming_appends_to_the_same_tensorboard_folder(tiny_cfg):
     elbo = read_events(run.path).Scalars("val/elbo")
     assert len(elbo) == 2 and elbo[0].step < elbo[1].step
     assert [e.value for e in elbo] == pytest.approx(csv_column(run, "val/elbo"), rel=1e-6)
+
+
+def test_genlab_runs_says_how_to_open_tensorboard(tiny_cfg, capsys):
+    run = train(tiny_cfg("trainer.max_epochs=1"))
+    capsys.readouterr()
+    assert main(["runs", str(run.path.parent)]) == 0
+    assert f"tensorboard --logdir {run.path.parent}" in capsys.readouterr().out
 
 
 def test_tensorboard_can_be_turned_off(tiny_cfg):
