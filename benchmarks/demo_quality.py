@@ -9,8 +9,12 @@ samples above their best-matching sprites (RUN/eval/sprite_matches.png, copied t
 
     .venv/bin/python benchmarks/demo_quality.py RUN [RUN ...] [--n 100] [--seed 0]
                                                [--out benchmarks/results/demo_quality]
+    .venv/bin/python benchmarks/demo_quality.py --speed [--steps 8] [--repeats 3]
 
 Prints a markdown table (target for the demo: mean best IoU >= 0.75, at most 5% empty).
+`--speed`: training images/s of the demo's model at batch 64 against batch 128 (the old demo's),
+the two alternating in one process so that a shared machine's load hits both; the ratio times a
+quiet machine's batch-128 rate gives the demo's quiet training time.
 """
 
 from __future__ import annotations
@@ -43,13 +47,51 @@ def budget(run: Run) -> dict:
             "img_per_s": rate, "s_per_step": cfg.data.batch_size / rate if rates else float("nan")}
 
 
+def speed(steps: int, repeats: int) -> None:
+    import statistics
+
+    import torch
+
+    from genlab.models.vae import ConvVAE
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(128 * steps, 1, 64, 64, generator=g) > 0.93).float()
+    rates: dict[int, list[float]] = {64: [], 128: []}
+    for r in range(repeats):
+        for batch in (128, 64) if r % 2 == 0 else (64, 128):
+            torch.manual_seed(0)
+            model = ConvVAE(1, 64, 128, likelihood="bernoulli")
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            model.elbo(x[:batch])["loss"].backward()  # warm-up step, not timed
+            t = time.perf_counter()
+            n = 0
+            for xb in x.split(batch):  # the same images at either batch size
+                opt.zero_grad()
+                model.elbo(xb)["loss"].backward()
+                opt.step()
+                n += len(xb)
+            rates[batch].append(n / (time.perf_counter() - t))
+        print(f"repeat {r + 1}: batch 128 {rates[128][-1]:.1f} img/s, batch 64 {rates[64][-1]:.1f} img/s", flush=True)
+    ratios = [a / b for a, b in zip(rates[64], rates[128])]
+    print(f"images/s at batch 64 over batch 128: median {statistics.median(ratios):.3f} "
+          f"({', '.join(f'{v:.3f}' for v in ratios)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="run directories of dSprites VAE runs")
+    p.add_argument("runs", nargs="*", help="run directories of dSprites VAE runs")
+    p.add_argument("--speed", action="store_true", help="batch 64 vs batch 128 training speed, then exit")
+    p.add_argument("--steps", type=int, default=8, help="--speed: batch-128 steps' worth of images per timing")
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_quality"))
     a = p.parse_args(argv)
+    if a.speed:
+        speed(a.steps, a.repeats)
+        return
+    if not a.runs:
+        p.error("give run directories (or --speed)")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
