@@ -97,6 +97,7 @@ def test_the_epoch_line_shows_each_model_kinds_metrics_and_only_this_epochs():
     line = epoch_line(0, 30, vae, 12.5, 640.0, best=True)
     assert line.startswith("epoch  1/30  ") and "val ELBO -2772.35 nats" in line and "640 img/s" in line
     assert "best" in line and "12.5 s" in line
+    assert "loss 27,270 " in epoch_line(0, 2, {"train/loss_epoch": 27270.4}, 1, None)  # not 2.727e+04
     gan = epoch_line(4, 10, {"train/g_loss_epoch": 2.31, "train/d_loss_epoch": 0.45, "fid": 131.74, "kid": 0.1213},
                      75, None)
     assert "G loss 2.310" in gan and "D loss 0.450" in gan and "FID 131.7" in gan and "KID 0.1213" in gan

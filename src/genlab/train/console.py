@@ -134,12 +134,20 @@ class EpochMetrics(Logger):
 def epoch_line(epoch: int, max_epochs: int | None, values: Mapping[str, float], seconds: float,
                img_per_s: float | None, best: bool = False) -> str:
     of = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
-    parts = [f"{label} {fmt.format(values[key])}" for key, label, fmt in EPOCH_COLUMNS if key in values]
+    parts = [f"{label} {number(fmt, values[key])}" for key, label, fmt in EPOCH_COLUMNS if key in values]
     parts.append(_duration(seconds))
     if img_per_s:
         parts.append(f"{img_per_s:,.0f} img/s")
     star = "  [green]best[/]" if best else ""
     return f"epoch {epoch + 1:>{len(of) - 1 if of else 1}}{of}  " + " · ".join(parts) + star
+
+
+def number(fmt: str, value: float) -> str:
+    """`fmt` applied to `value`, except that 4 significant digits of a large number print whole (27,270,
+    not 2.727e+04)."""
+    if fmt == "{:.4g}" and abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return fmt.format(value)
 
 
 def _duration(seconds: float) -> str:
@@ -273,7 +281,7 @@ def finished_line(run_dir: str | Path, epochs: int, seconds: float, monitor: str
     head = f"[bold green]run finished[/] in {_duration(seconds)} ({epochs} epoch{'s' if epochs != 1 else ''})"
     if monitor and best is not None:
         label, fmt = next(((lb, f) for key, lb, f in EPOCH_COLUMNS if key == monitor), (monitor, "{:.4g}"))
-        head += f", best {label} {fmt.format(best)}"
+        head += f", best {label} {number(fmt, best)}"
     where = [name for name in ("report.html", "metrics.csv") if (run_dir / name).is_file()]
     if tensorboard:
         where.append(f"tensorboard --logdir {run_dir.parent}")
