@@ -21,7 +21,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from pytorch_fid import inception as _pfid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, Interrupted
 from genlab.progress import progress
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -41,11 +41,16 @@ DIMS = tuple(InceptionV3.BLOCK_INDEX_BY_DIM)  # (64, 192, 768, 2048)
 FALLBACK_LABEL = "fallback: NOT comparable to published FID"
 # Calibrating BatchNorm needs a few hundred images, not the whole dataset.
 MAX_CALIBRATION_IMAGES = 500
+# channels_last Inception forward: 1.5x more images per CPU-second than NCHW on this project's
+# 2-core AVX-512 CPU at batch 32-64 (benchmarks/fid_bench.py --tune); GENLAB_FID_CHANNELS_LAST=0 turns it off.
+DEFAULT_CHANNELS_LAST = True
+CHANNELS_LAST_ENV = "GENLAB_FID_CHANNELS_LAST"
 
 __all__ = [
     "FID_WEIGHTS_FILE", "FID_WEIGHTS_URL", "DIMS", "FeatureExtractor", "hub_weights_path",
     "resolve_weights", "inception_extractor", "fallback_extractor", "quantize",
     "list_images", "load_folder", "iter_folder", "features_from_tensors", "features_from_folder",
+    "fast_layout", "folder_digest",
 ]
 
 
@@ -189,20 +194,50 @@ class FeatureExtractor:
     label: str
     comparable: bool
     device: torch.device
+    # Memory layout of the forward pass (see `fast_layout`); the model is converted to it by the
+    # builders. Either layout gives the same features to float round-off, and a given extractor
+    # gives bit-identical features whatever layout or batching its input comes in.
+    channels_last: bool = False
 
-    @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        x = quantize(_check_batch(images)).to(self.device)
-        pred = self.model(x)[0]
-        # 64/192/768-d blocks are spatial maps: pool them like pytorch-fid does.
-        if pred.shape[2] != 1 or pred.shape[3] != 1:
-            pred = F.adaptive_avg_pool2d(pred, output_size=(1, 1))
-        return pred.squeeze(3).squeeze(2).cpu().numpy()
+        # inference_mode: no autograd bookkeeping at all (cheaper than no_grad); the images are
+        # quantised like a saved PNG and resized to 299 by pytorch-fid's own forward, on the fly.
+        with torch.inference_mode():
+            x = quantize(_check_batch(images).to(self.device))
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            pred = self.model(x)[0]
+            # 64/192/768-d blocks are spatial maps: pool them like pytorch-fid does.
+            if pred.shape[2] != 1 or pred.shape[3] != 1:
+                pred = F.adaptive_avg_pool2d(pred, output_size=(1, 1))
+            return pred.reshape(pred.shape[0], -1).float().cpu().numpy()
+
+
+def fast_layout(device: torch.device) -> bool:
+    """Whether the Inception forward runs in channels_last on this device: measured faster on
+    this project's CPU (oneDNN convolutions, benchmarks/fid_bench.py) and the usual choice on
+    GPUs with tensor cores. `$GENLAB_FID_CHANNELS_LAST=0/1` overrides it."""
+    env = os.environ.get(CHANNELS_LAST_ENV)
+    if env is not None:
+        return env.strip() not in ("", "0", "false", "no")
+    return DEFAULT_CHANNELS_LAST
+
+
+def _finish(net: InceptionV3, dev: torch.device, channels_last: bool | None) -> tuple[InceptionV3, bool]:
+    layout = fast_layout(dev) if channels_last is None else channels_last
+    net = net.to(dev)
+    if layout:
+        net = net.to(memory_format=torch.channels_last)
+    for param in net.parameters():
+        param.requires_grad_(False)
+    return net.eval(), layout
 
 
 def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 2048,
-                        device: str | torch.device | None = None) -> FeatureExtractor:
-    """The FID Inception network with weights from a local file (see `resolve_weights`)."""
+                        device: str | torch.device | None = None,
+                        channels_last: bool | None = None) -> FeatureExtractor:
+    """The FID Inception network with weights from a local file (see `resolve_weights`).
+
+    `channels_last=None` picks the faster memory layout for the device (`fast_layout`)."""
     path = resolve_weights(weights)
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
@@ -212,11 +247,16 @@ def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 20
     if not isinstance(state_dict, dict):
         raise GenlabError(f"FID weights {path} is not a state dict; download it again from {FID_WEIGHTS_URL}")
     dev = _default_device(device)
-    net = _build_network(state_dict, dims, f"FID weights {path}").to(dev)
+    net, layout = _finish(_build_network(state_dict, dims, f"FID weights {path}"), dev, channels_last)
     sha = _file_sha256(path)
-    return FeatureExtractor(net, dims, id=f"pytorch-fid-inception-v3:sha256={sha[:16]}:dims={dims}",
+    return FeatureExtractor(net, dims, id=f"pytorch-fid-inception-v3:sha256={sha[:16]}:dims={dims}{_layout_tag(layout)}",
                             label=f"pytorch-fid Inception-v3 ({path.name}, sha256 {sha[:8]})",
-                            comparable=True, device=dev)
+                            comparable=True, device=dev, channels_last=layout)
+
+
+def _layout_tag(channels_last: bool) -> str:
+    # The two layouts agree to float round-off only, so cached statistics never mix them.
+    return ":channels_last" if channels_last else ""
 
 
 def he_state_dict(seed: int) -> dict:
@@ -255,7 +295,8 @@ def take_images(images: Iterable[torch.Tensor], n: int) -> torch.Tensor:
 @torch.no_grad()
 def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor] | str | os.PathLike,
                        seed: int = 0, dims: int = 2048, device: str | torch.device | None = None,
-                       batch_size: int = 50, max_images: int = MAX_CALIBRATION_IMAGES) -> FeatureExtractor:
+                       batch_size: int = 50, max_images: int = MAX_CALIBRATION_IMAGES,
+                       channels_last: bool | None = None) -> FeatureExtractor:
     """The FID network with seeded He weights and BatchNorm statistics set on real images.
 
     For machines without the Inception weights. Random conv filters still separate blur,
@@ -270,7 +311,8 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
     calib_hash = hashlib.sha256(calib.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
     calib_hash += f"-{tuple(calib.shape)}"
     dev = _default_device(device)
-    net = _build_network(he_state_dict(seed), dims, "fallback weights").to(dev)
+    net, layout = _finish(_build_network(he_state_dict(seed), dims, "fallback weights"), dev, channels_last)
+    memory_format = torch.channels_last if layout else torch.contiguous_format
     # Cumulative averages (momentum=None) over every calibration batch, from fresh statistics.
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -278,14 +320,15 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
             module.momentum = None
     net.train()
     for start in range(0, len(calib), batch_size):
-        net(calib[start:start + batch_size].to(dev))
+        net(calib[start:start + batch_size].to(dev).contiguous(memory_format=memory_format))
     net.eval()
     short = hashlib.sha256(calib_hash.encode()).hexdigest()[:16]
-    ident = f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}"
+    ident = (f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}"
+             f"{_layout_tag(layout)}")
     return FeatureExtractor(net, dims, id=ident,
                             label=f"{FALLBACK_LABEL} (He init seed {seed}, BatchNorm calibrated on {len(calib)} "
                                   f"real images {short[:8]})",
-                            comparable=False, device=dev)
+                            comparable=False, device=dev, channels_last=layout)
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -363,15 +406,24 @@ def _rebatch(images: torch.Tensor | Iterable, batch_size: int, limit: int | None
 
 
 def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | Iterable,
-                          batch_size: int = 50, limit: int | None = None) -> np.ndarray:
+                          batch_size: int = 50, limit: int | None = None, *,
+                          description: str = "FID features", total: int | None = None,
+                          should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """(N, dims) float32 features of [0,1] images: a tensor, or an iterable of batches.
 
-    `limit` stops after that many images (e.g. the first 1000 of a DataLoader).
+    `limit` stops after that many images (e.g. the first 1000 of a DataLoader). A progress bar
+    (`description`, out of `total` or `limit` images) shows on a terminal. Ctrl-C, and SIGTERM
+    under the genlab CLI (which turns it into Ctrl-C), stop it within one batch; a caller with
+    its own stop flag (Lightning's SIGTERM) passes `should_stop`, checked before every batch,
+    which raises `Interrupted` when it returns True.
     """
-    total = limit if limit is not None else (len(images) if isinstance(images, torch.Tensor) else None)
+    if total is None:
+        total = limit if limit is not None else (len(images) if isinstance(images, torch.Tensor) else None)
     out = []
-    with progress("FID features", total) as advance:
+    with progress(description, total) as advance:
         for batch in _rebatch(images, batch_size, limit):
+            if should_stop is not None and should_stop():
+                raise Interrupted(f"stopped during {description} after {sum(len(o) for o in out)} images")
             out.append(extractor(batch))
             advance(len(batch))
     if not out:
@@ -382,4 +434,18 @@ def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | It
 def features_from_folder(extractor: FeatureExtractor, folder: str | os.PathLike,
                          batch_size: int = 50) -> np.ndarray:
     """Features of every image in a folder, read like `python -m pytorch_fid` reads it."""
-    return features_from_tensors(extractor, iter_folder(folder, batch_size), batch_size)
+    total = len(list_images(folder))
+    return features_from_tensors(extractor, iter_folder(folder, batch_size), batch_size,
+                                 description=f"FID features of {Path(folder).name or folder}", total=total)
+
+
+def folder_digest(folder: str | os.PathLike) -> tuple[str, int]:
+    """(sha256 of the names and bytes of the images pytorch-fid would read, their count): what a
+    folder's cached statistics are keyed on, so any added, removed or rewritten image misses."""
+    files = list_images(folder)
+    h = hashlib.sha256()
+    for f in files:
+        data = f.read_bytes()
+        h.update(f"{f.name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest(), len(files)

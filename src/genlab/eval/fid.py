@@ -33,7 +33,9 @@ from genlab.eval.features import (
     fallback_extractor,
     features_from_folder,
     features_from_tensors,
+    folder_digest,
     inception_extractor,
+    iter_folder,
     list_images,
     take_images,
 )
@@ -41,7 +43,7 @@ from genlab.eval.kid import default_subset_size, kid
 from genlab.io import atomic_path, cache_dir
 
 __all__ = [
-    "frechet_distance", "Stats", "FIDResult", "stats_cache_key", "cached_stats", "fid_from_stats",
+    "frechet_distance", "Stats", "FIDResult", "stats_cache_key", "cached_stats", "folder_stats", "fid_from_stats",
     "fid_between", "fid_cli", "format_result", "FIDEvaluator",
 ]
 
@@ -168,12 +170,12 @@ def stats_cache_key(dataset_id: str, transform: str, n: int, extractor: FeatureE
 
 def cached_stats(extractor: FeatureExtractor, images: torch.Tensor | Iterable | Callable[[], Iterable],
                  dataset_id: str, n: int, transform: str = "", batch_size: int = 50,
-                 cache: bool = True) -> Stats:
+                 cache: bool = True, *, description: str | None = None) -> Stats:
     """Statistics of the first `n` images, computed once per (dataset, transform, n, extractor).
 
     `images` may be a callable returning them, so that a cache hit never touches the data.
     `dataset_id` and `transform` are the caller's promise that the same strings mean the same
-    images; change either when the data changes.
+    images; change either when the data changes. `description` labels the progress bar.
     """
     path = cache_dir("fid") / f"{dataset_id_slug(dataset_id)}-{stats_cache_key(dataset_id, transform, n, extractor)[:24]}.npz"
     if cache and path.exists():
@@ -183,7 +185,8 @@ def cached_stats(extractor: FeatureExtractor, images: torch.Tensor | Iterable | 
                 return stats
         except GenlabError:
             pass  # a damaged cache file is recomputed, not fatal
-    feats = features_from_tensors(extractor, images() if callable(images) else images, batch_size, limit=n)
+    feats = features_from_tensors(extractor, images() if callable(images) else images, batch_size, limit=n,
+                                  description=description or f"FID features of {n} real images")
     if len(feats) < n:
         raise GenlabError(f"dataset '{dataset_id}' gave only {len(feats)} images but FID was asked for "
                           f"n={n}; lower n or provide more images")
@@ -239,7 +242,22 @@ def _is_stats_file(path: str | os.PathLike) -> bool:
     return str(path).endswith(".npz")
 
 
-def _stats_of_path(path: str | os.PathLike, extractor: FeatureExtractor | None, batch_size: int) -> Stats:
+def folder_stats(extractor: FeatureExtractor, folder: str | os.PathLike, batch_size: int = 50,
+                 cache: bool = True) -> Stats:
+    """Statistics of every image in a folder (read like pytorch-fid reads it), cached on disk by the
+    folder's content (names and bytes of its images) and the extractor: a second `genlab fid` on the
+    same real folder skips its Inception pass."""
+    if not cache:
+        return Stats.from_features(features_from_folder(extractor, folder, batch_size), extractor)
+    digest, n = folder_digest(folder)
+    name = Path(folder).resolve().name or "folder"
+    return cached_stats(extractor, lambda: iter_folder(folder, batch_size), f"folder:{name}:{digest[:32]}", n,
+                        transform="pytorch-fid-folder", batch_size=batch_size, cache=True,
+                        description=f"FID features of {name}")
+
+
+def _stats_of_path(path: str | os.PathLike, extractor: FeatureExtractor | None, batch_size: int,
+                   cache: bool = True) -> Stats:
     if _is_stats_file(path):
         stats = Stats.load(path)
         if extractor is not None:
@@ -252,23 +270,25 @@ def _stats_of_path(path: str | os.PathLike, extractor: FeatureExtractor | None, 
         return stats
     if not os.path.exists(path):
         raise GenlabError(f"FID input not found: {path}; pass a folder of images or a .npz statistics file")
-    return Stats.from_features(features_from_folder(extractor, path, batch_size), extractor)
+    assert extractor is not None
+    return folder_stats(extractor, path, batch_size, cache)
 
 
 def fid_between(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: str | os.PathLike | None = None,
                 dims: int = 2048, batch_size: int = 50, device: str | torch.device | None = None,
                 extractor: FeatureExtractor | None = None, kid_subset_size: int | None = None,
-                kid_subsets: int = 100) -> FIDResult:
+                kid_subsets: int = 100, cache: bool = True) -> FIDResult:
     """FID between two image folders or `.npz` statistics files, like `python -m pytorch_fid A B`.
 
     The Inception weights are only needed (and only loaded) when a side is an image folder.
     KID is added when both sides are folders (or genlab `.npz` files that keep features).
+    A folder's statistics are cached by its content (`folder_stats`; `cache=False` recomputes).
     """
     needs_net = not (_is_stats_file(path_a) and _is_stats_file(path_b))
     if extractor is None and needs_net:
         extractor = inception_extractor(weights, dims, device)
-    a = _stats_of_path(path_a, extractor, batch_size)
-    b = _stats_of_path(path_b, extractor, batch_size)
+    a = _stats_of_path(path_a, extractor, batch_size, cache)
+    b = _stats_of_path(path_b, extractor, batch_size, cache)
     if extractor is None and a.extractor_id and b.extractor_id and a.extractor_id != b.extractor_id:
         raise GenlabError(f"{path_a} and {path_b} were computed with different feature extractors "
                           f"({a.extractor_id} vs {b.extractor_id}); recompute one of them")
@@ -277,7 +297,7 @@ def fid_between(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: s
 
 def fid_cli(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: str | os.PathLike | None = None,
             dims: int = FID["dims"], batch_size: int = FID["batch_size"], device: str | torch.device | None = None,
-            fallback: bool = False, seed: int = FID["seed"]) -> FIDResult:
+            fallback: bool = False, seed: int = FID["seed"], cache: bool = True) -> FIDResult:
     """What `genlab fid A B [--weights FILE] [--dims D] [--batch-size N] [--fallback]` runs.
 
     `fallback=True` uses the He-initialised network calibrated on the first image folder given
@@ -291,7 +311,7 @@ def fid_cli(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: str |
                               f"{path_a} and {path_b} are both .npz files")
         list_images(folders[0])  # a clear error for a missing/empty folder before any work
         extractor = fallback_extractor(folders[0], seed=seed, dims=dims, device=device, batch_size=batch_size)
-    return fid_between(path_a, path_b, weights, dims, batch_size, device, extractor)
+    return fid_between(path_a, path_b, weights, dims, batch_size, device, extractor, cache=cache)
 
 
 def format_result(result: FIDResult) -> str:
@@ -336,9 +356,12 @@ class FIDEvaluator:
         stats = cached_stats(extractor, real_images, dataset_id, n, transform, batch_size, cache)
         return cls(extractor, stats, batch_size, kid_subset_size, kid_subsets)
 
-    def __call__(self, fake_images: torch.Tensor | Iterable, n: int | None = None) -> FIDResult:
+    def __call__(self, fake_images: torch.Tensor | Iterable, n: int | None = None, *,
+                 description: str = "FID features of generated images",
+                 should_stop: Callable[[], bool] | None = None) -> FIDResult:
         """FID/KID of generated [0,1] images (the first `n` if given) against the real statistics."""
-        fake = Stats.from_features(features_from_tensors(self.extractor, fake_images, self.batch_size, n),
-                                   self.extractor)
+        feats = features_from_tensors(self.extractor, fake_images, self.batch_size, n, description=description,
+                                      should_stop=should_stop)
+        fake = Stats.from_features(feats, self.extractor)
         return fid_from_stats(self.real, fake, self.extractor.dims, self.extractor,
                               self.kid_subset_size, self.kid_subsets)
