@@ -54,6 +54,10 @@ def test_every_stage_and_step_runs_and_the_report_is_written(tiny_study):
         expected = ["compare"] if stage.kind == "compare" else ["train", *stage.steps, "report"]
         assert list(entry["steps"]) == expected
     assert (folder / "vae-celeba" / "samples" / "final_10x10.png").is_file()
+    # genlab's dSprites recipe samples from an aggregate-posterior prior too; the study's settings do not
+    assert (folder / "vae-dsprites-recipe" / "samples" / pipeline.AGGREGATE_GRID).is_file()
+    assert not (folder / "vae-dsprites" / "samples" / pipeline.AGGREGATE_GRID).exists()
+    assert (folder / "vae-dsprites-recipe" / "eval" / "sprite_matches.png").is_file()
     assert (folder / "vqvae-K512" / "eval" / "priors.json").is_file()
     assert (folder / "vqvae-compare" / "comparison.png").is_file()
     assert (folder / "bigan" / "eval" / "reconstruction.json").is_file()

@@ -129,10 +129,24 @@ def check_datasets(configs: dict[str, ExperimentConfig]) -> None:
 StepFn = Callable[[Run, ExperimentConfig, dict[str, Any], Console], Any]
 
 
+AGGREGATE_GRID = "final_10x10_aggregate_gmm.png"
+
+
 def _samples(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
+    """The 10x10 grid from the model's own prior (N(0, I) for a VAE), and, when an aggregate-posterior
+    prior was fitted (genlab's dSprites recipe), a second grid from it."""
+    from genlab.eval.aggregate_prior import prior_path
     from genlab.sampling import sample_grid
 
-    return sample_grid(run.path, n=opts.get("n", 100), out=run.samples / "final_10x10.png", seed=opts.get("seed", 0))
+    n, seed = opts.get("n", 100), opts.get("seed", 0)
+    out = sample_grid(run.path, n=n, out=run.samples / "final_10x10.png", seed=seed)
+    if prior_path(run).is_file():
+        from genlab.eval.sprites import prior_samples
+        from genlab.viz.grids import save_grid
+
+        images, _ = prior_samples(run, run.load_model("best"), n, seed, "aggregate-gmm")
+        save_grid(images, run.samples / AGGREGATE_GRID, nrow=min(10, n))
+    return out
 
 
 def _loglik(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
@@ -144,7 +158,7 @@ def _loglik(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Cons
 def _sprites(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
     from genlab.eval.sprites import sprite_quality
 
-    return sprite_quality(run.path, **opts)
+    return sprite_quality(run.path, **{"grid": run.eval / "sprite_matches.png", **opts})
 
 
 def _traverse(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:

@@ -156,7 +156,9 @@ def pictures(folder: Path, stage: Stage) -> list[tuple[Path, str]]:
     if stage.kind == "compare":
         candidates.append((run / "comparison.png", "held-out originals, then one row of reconstructions per K"))
     elif stage.name.startswith("vae"):
-        candidates += [(run / "samples" / "final_10x10.png", "10x10 samples"),
+        candidates += [(run / "samples" / "final_10x10.png", "10x10 samples (N(0, I) prior)"),
+                       (run / "samples" / "final_10x10_aggregate_gmm.png", "10x10 samples (aggregate-posterior GMM prior)"),
+                       (run / "eval" / "sprite_matches.png", "samples (binarised) above their best-matching sprites"),
                        (_last(run / "reconstructions"), "reconstructions (originals above)"),
                        (run / "plots" / "loss_curves.png", "loss curves")]
     elif stage.name.startswith("vqvae"):
