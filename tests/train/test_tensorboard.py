@@ -48,6 +48,7 @@ def test_a_vae_run_writes_its_scalars_grids_and_config_to_tensorboard(tiny_cfg):
         logged = [e.value for e in events.Scalars(key)]
         assert logged == pytest.approx(csv_column(run, key), rel=1e-6), key
     assert len(events.Scalars("val/elbo")) == 2  # one per epoch
+    assert "epoch" not in tags["scalars"]  # Lightning's epoch counter is metrics.csv's, not a curve
 
     # images: one sample grid and one reconstruction grid per epoch, the pictures saved in the run
     assert set(tags["images"]) == {"samples", "reconstructions (originals above)"}

@@ -78,5 +78,10 @@ class RunTensorBoardLogger(TensorBoardLogger):
             self.experiment.file_writer.add_summary(summary)
 
     @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        # Lightning adds the epoch number to every record: a staircase curve TensorBoard's step axis makes moot
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+    @rank_zero_only
     def save(self) -> None:
         self.experiment.flush()
