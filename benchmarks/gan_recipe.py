@@ -9,7 +9,7 @@ of N generated vs N held-out real images on one shared feature extractor (the fa
 network when the real weights are absent: NOT comparable to published FIDs). Writes a side-by-side
 grid of held-out real images and samples of both from the same noise.
 
-    .venv/bin/python benchmarks/gan_recipe.py --budget 300 --width 32 --n 300
+    .venv/bin/python benchmarks/gan_recipe.py --width 16 --n 250     # study: 10 epochs; recipe: the same CPU-s
 
 Rerunning skips what is done: a finished run is not trained again, a scored one not scored again
 (--rescore to redo the scores). Ctrl-C stops it; rerun to continue (an interrupted training run starts again).
@@ -51,17 +51,18 @@ class CPUBudget(L.Callback):
             trainer.should_stop = True
 
 
-def config(variant: str, args: argparse.Namespace, runs: Path):
+def config(variant: str, args: argparse.Namespace, runs: Path, max_epochs: int):
     from genlab.config import load_config
 
     return load_config(VARIANTS[variant], [
         f"data.root={args.data}", f"data.holdout={args.holdout}", f"model.g_width={args.width}",
         f"model.d_width={args.width}", "model.fid.every_n_epochs=0", "model.fid.final_n=0",
-        f"trainer.max_epochs={args.max_epochs}", "trainer.progress_bar=false", "trainer.accelerator=cpu",
+        f"trainer.max_epochs={max_epochs}", "trainer.progress_bar=false", "trainer.accelerator=cpu",
         f"output.runs_dir={runs}", f"output.run_name={variant}"])
 
 
-def train_variant(variant: str, args: argparse.Namespace, runs: Path) -> dict:
+def train_variant(variant: str, args: argparse.Namespace, runs: Path, budget_s: float | None,
+                  max_epochs: int) -> dict:
     from genlab.runs import Run
     from genlab.train.runner import train
 
@@ -73,11 +74,12 @@ def train_variant(variant: str, args: argparse.Namespace, runs: Path) -> dict:
     if path.exists():  # an unfinished run: its CPU count is lost, so it starts again
         print(f"[{variant}] {path} did not finish; training it again from scratch", flush=True)
         shutil.rmtree(path)
-    budget = CPUBudget(args.budget)
-    print(f"[{variant}] training {VARIANTS[variant]} for {args.budget} CPU-s", flush=True)
-    train(config(variant, args, runs), extra_callbacks=[budget])
+    budget = CPUBudget(budget_s)
+    limit = f"{budget_s:.0f} CPU-s" if budget_s is not None else f"{max_epochs} epochs"
+    print(f"[{variant}] training {VARIANTS[variant]} for {limit}", flush=True)
+    train(config(variant, args, runs, max_epochs), extra_callbacks=[budget])
     record = {"cpu_s": round(budget.cpu, 1), "wall_s": round(budget.wall, 1), "batches": budget.batches,
-              "budget_cpu_s": args.budget}
+              "budget_cpu_s": budget_s, "max_epochs": max_epochs}
     from genlab.io import atomic_write_json
 
     atomic_write_json(record_path, record)
@@ -115,7 +117,10 @@ def side_by_side(panels: list[tuple[str, torch.Tensor]], out: Path, nrow: int) -
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(DATA))
-    p.add_argument("--budget", type=float, default=300.0, help="process CPU-seconds of training per variant")
+    p.add_argument("--budget", type=float, default=None, help="process CPU-seconds of training per variant")
+    p.add_argument("--study-epochs", type=int, default=10,
+                   help="without --budget: the study's run trains this many epochs (its setting: 10) and the "
+                        "recipe gets the CPU-seconds that took")
     p.add_argument("--width", type=int, default=64, help="g_width = d_width (the study's: 64)")
     p.add_argument("--holdout", type=int, default=500)
     p.add_argument("--n", type=int, default=300, help="generated and held-out real images scored per variant")
@@ -124,7 +129,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gan_recipe"))
     p.add_argument("--png", default=str(ROOT / "docs" / "gan_recipe.png"))
     p.add_argument("--rescore", action="store_true")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a loaded 2-core machine, 2 threads spin and cost ~6x the CPU)")
     args = p.parse_args()
     if not Path(args.data).is_dir():
         raise SystemExit(f"Bitmoji not found at {args.data} (pass --data PATH)")
@@ -132,7 +138,11 @@ def main() -> None:
     out = Path(args.out)
     runs = out / "runs"
 
-    budgets = {v: train_variant(v, args, runs) for v in VARIANTS}
+    if args.budget is not None:
+        budgets = {v: train_variant(v, args, runs, args.budget, args.max_epochs) for v in VARIANTS}
+    else:
+        budgets = {"study": train_variant("study", args, runs, None, args.study_epochs)}
+        budgets["recipe"] = train_variant("recipe", args, runs, budgets["study"]["cpu_s"], args.max_epochs)
 
     from genlab.eval.features import choose_extractor, fallback_extractor, inception_extractor
     from genlab.eval.gan_quality import evaluate_gan_quality, real_images
