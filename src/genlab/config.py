@@ -113,6 +113,7 @@ class PriorsConfig(_Section):
     fid_extractor: ExtractorChoice = Field(
         "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
     fid_weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = default places")
+    fid_dims: Literal[64, 192, 768, 2048] = Field(2048, description="Inception feature block for FD/KID (2048 = FID)")
 
 
 class VQVAEConfig(_Section):

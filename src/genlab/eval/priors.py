@@ -47,7 +47,7 @@ def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
     p = cfg.model.priors
     kind = choose_extractor(p.fid_extractor, p.fid_weights, "model.priors.fid_extractor")
     return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=p.fid_weights,
-                                    fallback=kind == "fallback", seed=cfg.trainer.seed)
+                                    dims=p.fid_dims, fallback=kind == "fallback", seed=cfg.trainer.seed)
 
 
 def fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
