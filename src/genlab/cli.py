@@ -379,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
+    _verbose_flag(st)
     st.set_defaults(func=cmd_study)
 
     f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
