@@ -74,6 +74,10 @@ def test_default_layout_is_channels_last(extractors, weights_file, monkeypatch):
     assert extractors[True].id != extractors[False].id  # caches never mix the two layouts
     weight = next(p for p in extractors[True].model.parameters() if p.dim() == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.requires_grad
+    # every BatchNorm folded into its convolution (the fast forward), none left to run
+    for ex in extractors.values():
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ex.model.modules())
+        assert ":bn-folded" in ex.id
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

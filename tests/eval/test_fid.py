@@ -435,9 +435,14 @@ def test_fallback_extractor_is_labelled_seeded_and_calibrated(folders):
     np.testing.assert_allclose(again(real[8:11]), ex(real[8:11]), rtol=1e-4, atol=1e-5)
     assert F.fallback_extractor(real[:8], seed=4, dims=64, device="cpu").id != ex.id
     assert F.fallback_extractor(real[8:16], seed=3, dims=64, device="cpu").id != ex.id
-    # BatchNorm was calibrated on the real images, not left at its defaults (mean 0, var 1).
-    bn = ex.model.blocks[0][0].bn
-    assert bn.running_mean.abs().sum() > 0 and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    # BatchNorm was calibrated on the real images, not left at its defaults (mean 0, var 1), then
+    # folded into the convolution: a bias from the calibrated mean (He init has none, BatchNorm's
+    # shift is 0) and the He weights rescaled by the calibrated variance.
+    conv = ex.model.blocks[0][0].conv
+    assert conv.bias is not None and conv.bias.abs().sum() > 0
+    he = F.he_state_dict(3)["Conv2d_1a_3x3.conv.weight"]
+    ratio = (conv.weight.detach().flatten(1).norm(dim=1) / he.flatten(1).norm(dim=1))
+    assert not torch.allclose(ratio, torch.ones_like(ratio), rtol=1e-2)
 
     result = fid_cli(a, b, dims=64, device="cpu", fallback=True)
     assert not result.comparable and result.value > 0 and result.n_a == result.n_b == 16

@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from pytorch_fid import inception as _pfid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from genlab.errors import GenlabError, Interrupted
 from genlab.progress import progress
@@ -222,14 +223,29 @@ def fast_layout(device: torch.device) -> bool:
     return DEFAULT_CHANNELS_LAST
 
 
-def _finish(net: InceptionV3, dev: torch.device, channels_last: bool | None) -> tuple[InceptionV3, bool]:
+def _fuse_batchnorm(net: InceptionV3) -> InceptionV3:
+    """Fold every eval-mode BatchNorm into the convolution before it (torch's own
+    `fuse_conv_bn_eval`): one pass over each activation instead of two, the same function to
+    float round-off. pytorch-fid's BasicConv2d is conv -> bn -> relu, so bn becomes Identity."""
+    for module in net.modules():
+        if isinstance(getattr(module, "conv", None), torch.nn.Conv2d) and isinstance(
+                getattr(module, "bn", None), torch.nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = torch.nn.Identity()
+    return net
+
+
+def _finish(net: InceptionV3, dev: torch.device, channels_last: bool | None,
+            fuse: bool = True) -> tuple[InceptionV3, bool]:
     layout = fast_layout(dev) if channels_last is None else channels_last
-    net = net.to(dev)
+    net = net.to(dev).eval()
+    if fuse:
+        net = _fuse_batchnorm(net)
     if layout:
         net = net.to(memory_format=torch.channels_last)
     for param in net.parameters():
         param.requires_grad_(False)
-    return net.eval(), layout
+    return net, layout
 
 
 def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 2048,
@@ -255,8 +271,9 @@ def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 20
 
 
 def _layout_tag(channels_last: bool) -> str:
-    # The two layouts agree to float round-off only, so cached statistics never mix them.
-    return ":channels_last" if channels_last else ""
+    # Folded BatchNorm and the two layouts agree with pytorch-fid's forward to float round-off
+    # only, so cached statistics never mix them.
+    return ":bn-folded" + (":channels_last" if channels_last else "")
 
 
 def he_state_dict(seed: int) -> dict:
@@ -311,7 +328,8 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
     calib_hash = hashlib.sha256(calib.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
     calib_hash += f"-{tuple(calib.shape)}"
     dev = _default_device(device)
-    net, layout = _finish(_build_network(he_state_dict(seed), dims, "fallback weights"), dev, channels_last)
+    net, layout = _finish(_build_network(he_state_dict(seed), dims, "fallback weights"), dev, channels_last,
+                          fuse=False)  # BatchNorm is calibrated first, folded after
     memory_format = torch.channels_last if layout else torch.contiguous_format
     # Cumulative averages (momentum=None) over every calibration batch, from fresh statistics.
     for module in net.modules():
@@ -321,7 +339,7 @@ def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor]
     net.train()
     for start in range(0, len(calib), batch_size):
         net(calib[start:start + batch_size].to(dev).contiguous(memory_format=memory_format))
-    net.eval()
+    net = _fuse_batchnorm(net.eval())
     short = hashlib.sha256(calib_hash.encode()).hexdigest()[:16]
     ident = (f"fallback-inception-v3:seed={seed}:calib={short}:n={len(calib)}:bs={batch_size}:dims={dims}"
              f"{_layout_tag(layout)}")
