@@ -403,6 +403,8 @@ def markdown(res: dict[str, Any]) -> str:
              f"- device: **{d['name']}**", f"- torch {d['torch']}, CUDA {d['cuda'] or 'none'}, "
              f"Lightning {d['lightning']}; {res['date']}",
              f"- command: `{res['command']}`", f"- wall time: {res['wall_s']:.0f} s (budget {res['budget_s']:.0f} s)",
+             f"- host load average (1 min) at start / end: {res['load_average']['start']:.1f} / "
+             f"{res['load_average']['end']:.1f} ({os.cpu_count()} logical cores on this host)",
              "", "## Training throughput: genlab's Lightning loop vs a minimal hand-written loop", "",
              "Same network, Adam, batch size and device-resident data; alternate repeats in one process; "
              "ratio = genlab / hand-written (median over repeats).", "",
@@ -485,11 +487,13 @@ def main(argv: list[str] | None = None) -> int:
                    "cuda": torch.version.cuda if gpu else None, "lightning": L.__version__,
                    "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
                             "cudnn": torch.backends.cudnn.allow_tf32} if gpu else None},
-        "budget_s": args.budget_s, "throughput": [], "skipped_lines": [], "wall_s": 0.0}
+        "budget_s": args.budget_s, "throughput": [], "skipped_lines": [], "wall_s": 0.0,
+        "load_average": {"start": os.getloadavg()[0], "end": None}}
     out_json, out_md = args.out / f"{stem}.json", args.out / f"{stem}.md"
 
     def save() -> None:
         res["wall_s"] = time.perf_counter() - t_begin
+        res["load_average"]["end"] = os.getloadavg()[0]
         atomic_write_json(out_json, res)
         atomic_write_text(out_md, markdown(res))
 
