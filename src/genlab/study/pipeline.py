@@ -281,6 +281,10 @@ def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | No
                 state.set(stage.name, "failed", message=str(exc))
                 outcome[stage.name] = "failed"
                 console.print(f"[bold red]stage {stage.name} failed:[/] {exc}")
+            except Exception as exc:  # a bug: its traceback is shown, and the other stages still run
+                console.print_exception()
+                state.set(stage.name, "failed", message=f"{type(exc).__name__}: {exc} (a bug: traceback in the log)")
+                outcome[stage.name] = "failed"
             else:
                 state.set(stage.name, "done")
             clock.record(stage.name, time.monotonic() - t0)
