@@ -111,7 +111,7 @@ def side_by_side(panels: list[tuple[str, torch.Tensor]], out: Path, nrow: int) -
         canvas.paste(t, (x, 0))
         x += t.width + gap
     with atomic_path(out) as tmp:
-        canvas.save(tmp, format="PNG", optimize=True)
+        canvas.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
 
 
 def main() -> None:

@@ -80,3 +80,13 @@ def test_errors_are_one_line():
         precision_recall(np.zeros((10, 2)), np.ones((10, 3)))
     with pytest.raises(GenlabError, match="NaN"):
         precision_recall(np.full((10, 2), np.nan), np.ones((10, 2)))
+
+
+def test_a_generator_stuck_at_the_feature_mean_keeps_full_precision_in_high_dimension():
+    # A known limit of the k-NN manifold (seen on the study's grey DCGAN samples, benchmarks/RESULTS.md):
+    # in 2048-d, real points lie ~sqrt(d) from their mean but ~sqrt(2d) from each other, so the mean
+    # falls inside every real point's ball. Recall (0) is what shows the collapse.
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(250, 2048))
+    pr = precision_recall(real, rng.normal(scale=0.01, size=(250, 2048)))
+    assert (pr.precision, pr.recall) == (1.0, 0.0)
