@@ -95,10 +95,12 @@ def _extractor(run: Run, real: torch.Tensor, dims: int, batch_size: int) -> Feat
 def evaluate_gan_quality(run_dir: str | Path, n: int = 1000, seed: int = 0, which: str = "best",
                          extractor: FeatureExtractor | None = None, dims: int = 2048, k: int = K,
                          kid_subsets: int = 100, kid_subset_size: int | None = None, batch_size: int = 50,
-                         device: str | torch.device = "cpu", write: bool = True) -> dict[str, Any]:
-    """FD, KID (+ se), precision and recall of `n` samples of the run's `which` checkpoint against `n`
-    real images it never trained on (see the module docstring). Writes RUN/eval/quality.json
-    (atomically) and RUN/eval/holdout.json (the real images' ids) unless `write=False`."""
+                         device: str | torch.device = "cpu", write: bool = True,
+                         model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """FD, KID (+ se), precision and recall of `n` samples of the run's `which` checkpoint (or of `model`,
+    e.g. a GAN's raw generator beside its EMA copy) against `n` real images it never trained on (see the
+    module docstring). Writes RUN/eval/quality.json (atomically) and RUN/eval/holdout.json (the real
+    images' ids) unless `write=False`."""
     if n <= k + 1:
         raise GenlabError(f"quality evaluation needs n > {k + 1} images per side, got n={n}")
     run = Run.open(run_dir)
@@ -107,7 +109,8 @@ def evaluate_gan_quality(run_dir: str | Path, n: int = 1000, seed: int = 0, whic
     if n_real <= k + 1:
         raise GenlabError(f"{run.path}: only {n_real} real images in the {info['split']} split; "
                           "set data.holdout=N (e.g. 500) and train again")
-    model = run.load_model(which, device)
+    if model is None:
+        model = run.load_model(which, device)
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run.path}: the {run.config().model.name} model does not sample images")
     if extractor is None:
