@@ -14,7 +14,7 @@ so a run stopped by its limit still leaves what it measured. Rows:
    PyTorch loop with the same network, optimiser, batch size and device-resident data, measured
    alternately in the same process. On a CPU, the channels_last and compile rows are GPU-only and are
    skipped with a line saying so (bf16 runs: it exercises the same code path).
-2. FID of N vs N images (N = 1000 on a GPU), 2048-d, with genlab's feature extractor API
+2. FID of N vs N images (N = 1000 on a GPU), 2048-d (64-d in --tiny), with genlab's feature extractor API
    (`genlab.eval.features`): the Inception weights when found, else the seeded fallback network
    (the same architecture and FLOPs); cold (both sides) and with cached real statistics.
 3. An estimate of `genlab study --profile full` from the measured per-step times and the full
@@ -285,18 +285,18 @@ def genlab_loop(cfg: ExperimentConfig, data: torch.Tensor, warmup: int, steps: i
 
 
 # --- FID ---------------------------------------------------------------------------------------------------
-def fid_timing(n: int, device: torch.device, size: int = 64) -> dict[str, Any]:
-    """FID of n generated (an untrained DCGAN generator on the device) vs n real-like images, 2048-d."""
+def fid_timing(n: int, device: torch.device, size: int = 64, dims: int = 2048) -> dict[str, Any]:
+    """FID of n generated (an untrained DCGAN generator on the device) vs n real-like images."""
     from genlab.eval.features import fallback_extractor, features_from_tensors, inception_extractor
     from genlab.eval.fid import Stats, fid_from_stats
 
     real = fake_images(n, 3, size, seed=3)
     try:
-        ext = inception_extractor(device=device)
+        ext = inception_extractor(dims=dims, device=device)
         which = "inception"
     except Exception as exc:  # noqa: BLE001 - no weights on this machine: the fallback has the same FLOPs
         which = f"fallback ({type(exc).__name__}: no Inception weights)"
-        ext = fallback_extractor(real[: min(n, 50)], device=device, max_images=min(n, 50))
+        ext = fallback_extractor(real[: min(n, 50)], dims=dims, device=device, max_images=min(n, 50))
     cfg = load_config("dcgan-bitmoji", ["model.fid.every_n_epochs=0"])
     net = build_model(cfg).to(device).eval()
     gen = torch.Generator().manual_seed(0)
@@ -317,7 +317,7 @@ def fid_timing(n: int, device: torch.device, size: int = 64) -> dict[str, Any]:
     result = fid_from_stats(fake_stats, real_stats, extractor=ext)
     sync(device)
     t_fake = time.perf_counter() - t1
-    return {"n": n, "dims": 2048, "extractor": which, "label": ext.label, "fid": result.value,
+    return {"n": n, "dims": dims, "extractor": which, "label": ext.label, "fid": result.value,
             "seconds": t_real + t_fake, "seconds_cached_real": t_fake, "real_features_s": t_real}
 
 
@@ -595,7 +595,7 @@ def _fid_and_estimate(res, step_s, device, fid_n, tiny, repeats, warmup, steps, 
         res["skipped_lines"].append("FID: time budget spent (the study estimate leaves the GANs' FID out)")
     else:
         say(f"FID {fid_n} vs {fid_n} ...")
-        res["fid"] = fid_timing(fid_n, device)
+        res["fid"] = fid_timing(fid_n, device, dims=64 if tiny else 2048)  # tiny: no 2048-d eigenproblem
         say(f"FID {fid_n} vs {fid_n}: {res['fid']['seconds']:.2f} s cold, {res['fid']['seconds_cached_real']:.2f} "
             f"s with cached real statistics ({res['fid']['extractor']})")
     # BiGAN vs DCGAN step ratio (hand-written, fp32), and the priors' steps

@@ -216,11 +216,11 @@ def test_code_priors_train_in_bf16():
     for kind in ("pixelcnn", "vae"):
         torch.manual_seed(0)
         module = CodePriorModule(build_neural_prior(kind, cfg, (8, 8)), 1e-2)
-        ref = float(module.net.loss(codes)["loss"])
+        ref = float(module.net.loss(codes)["loss"].detach())
         trainer = L.Trainer(max_epochs=3, accelerator="cpu", precision="bf16-mixed", logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
         trainer.fit(module, DataLoader(TensorDataset(codes), batch_size=8))
-        after = float(module.net.loss(codes)["loss"])
+        after = float(module.net.loss(codes)["loss"].detach())
         assert np.isfinite(after) and after < ref, (kind, ref, after)
 
 
