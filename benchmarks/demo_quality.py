@@ -33,17 +33,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def budget(run: Run) -> dict:
-    """Steps, images seen and the logged training rate, from metrics.csv."""
-    steps, rates = 0, []
+    """The scored checkpoint's steps and epochs, the images they saw, and the logged training rate
+    up to that step (metrics.csv)."""
+    import torch
+
+    from genlab.data.registry import build_dataset
+
+    ckpt = torch.load(run.checkpoint("best"), map_location="cpu", weights_only=False)
+    steps, epochs = int(ckpt["global_step"]), int(ckpt["epoch"]) + 1
+    cfg = run.config()
+    n_train = len(build_dataset(cfg.data, "train", seed=cfg.trainer.seed))
+    rates = []
     with open(run.metrics_path, newline="") as f:
         for row in csv.DictReader(f):
-            if row.get("step"):
-                steps = max(steps, int(float(row["step"])))
-            if row.get("img_per_s"):
+            if row.get("img_per_s") and row.get("step") and int(float(row["step"])) <= steps:
                 rates.append(float(row["img_per_s"]))
-    cfg = run.config()
     rate = sorted(rates)[len(rates) // 2] if rates else float("nan")
-    return {"steps": steps, "batch": cfg.data.batch_size, "images": steps * cfg.data.batch_size,
+    return {"steps": steps, "epochs": epochs, "batch": cfg.data.batch_size, "images": epochs * n_train,
             "img_per_s": rate, "s_per_step": cfg.data.batch_size / rate if rates else float("nan")}
 
 
@@ -116,11 +122,12 @@ def main(argv: list[str] | None = None) -> None:
               f"N(0, I) {std['mean_iou']:.3f} / {std['empty_fraction']:.0%}; scored in {took:.1f} s", flush=True)
 
     print()
-    print("| run | likelihood | steps x batch (images) | train img/s (s/step) | prior | mean best IoU | % empty "
+    print("| run | likelihood | steps of batch (epochs x train images) | train img/s (s/step) | prior | mean best IoU | % empty "
           "| N(0, I): mean best IoU | N(0, I): % empty | scoring s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, lik, b, q, std, took, _grid in rows:
-        print(f"| {name} | {lik} | {b['steps']} x {b['batch']} ({b['images']:,}) | {b['img_per_s']:.0f} "
+        print(f"| {name} | {lik} | {b['steps']} of {b['batch']} ({b['epochs']} x {b['images'] // b['epochs']:,}) "
+              f"| {b['img_per_s']:.0f} "
               f"({b['s_per_step']:.2f}) | {q['prior']} | **{q['mean_iou']:.3f}** | {100 * q['empty_fraction']:.0f} "
               f"| {std['mean_iou']:.3f} | {100 * std['empty_fraction']:.0f} | {took:.0f} |")
     print()
