@@ -30,12 +30,17 @@ from genlab.models.distributions import (
 LIKELIHOODS = ("gaussian", "bernoulli")
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 tensors (autocast's outputs) in float32; float32 and float64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class Float32Sigmoid(nn.Sigmoid):
-    """The output sigmoid in float32: under bf16 autocast every probability above ~0.998 would round
-    to 1 (a NaN Bernoulli likelihood, no gradient). No weights: checkpoints are unchanged."""
+    """The output sigmoid in float32 (at least): under bf16 autocast every probability above ~0.998
+    would round to 1 (a NaN Bernoulli likelihood, no gradient). No weights: checkpoints are unchanged."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(input.float())
+        return torch.sigmoid(at_least_float32(input))
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -110,7 +115,7 @@ class ConvVAE(Generative):
     def elbo(self, x: torch.Tensor, beta: float = 1.0) -> dict[str, torch.Tensor]:
         """One-sample ELBO per image. `elbo`, `log_likelihood` and `kl` are true values in nats;
         only `loss` (the batch mean of -(log p(x|z) - beta KL)) depends on beta."""
-        mean, logvar = (t.float() for t in self.encode(x))  # float32 KL under bf16 autocast
+        mean, logvar = (at_least_float32(t) for t in self.encode(x))  # float32 KL under bf16 autocast
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         x_mean = self.decode(z)
         rec = self.log_likelihood_from_mean(x, x_mean)

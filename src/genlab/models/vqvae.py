@@ -127,7 +127,7 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         # distances, EMA sums and code counts in float32 even under bf16/fp16 autocast
         with torch.autocast(z.device.type, enabled=False):
-            return self._quantize(z.float())
+            return self._quantize(z.float() if z.dtype in (torch.float16, torch.bfloat16) else z)
 
     def _quantize(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         n, d, h, w = z.shape

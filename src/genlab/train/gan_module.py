@@ -46,6 +46,11 @@ def update_ema(ema: torch.nn.Module, current: torch.nn.Module, weight: float) ->
         a.lerp_(c, weight) if a.is_floating_point() else a.copy_(c)
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 discriminator outputs (autocast) in float32 for the losses; float64 stays."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 @contextlib.contextmanager
 def frozen(module: torch.nn.Module):
     """No weight gradients for `module` inside the block (the G step does not need D's)."""
@@ -97,7 +102,7 @@ class GANModule(GenlabModule):
             d_fake = D(self._augment(fake.detach()), z)
         else:
             d_real, d_fake = D(self._augment(x)), D(self._augment(fake.detach()))
-        d_real, d_fake = d_real.float(), d_fake.float()  # the losses in float32 under bf16 autocast
+        d_real, d_fake = _wide(d_real), _wide(d_fake)  # the losses in float32 under bf16 autocast
         d_loss = discriminator_loss(d_real, d_fake, self.loss_kind)
         self.check_finite(d_loss, "discriminator loss")
         opt_d.zero_grad(set_to_none=True)
@@ -109,10 +114,9 @@ class GANModule(GenlabModule):
         if g_turn:
             with frozen(D):
                 if self.bigan:
-                    g_loss = generator_encoder_loss(D(self._augment(x), code).float(),
-                                                    D(self._augment(fake), z).float())
+                    g_loss = generator_encoder_loss(_wide(D(self._augment(x), code)), _wide(D(self._augment(fake), z)))
                 else:
-                    g_loss = generator_loss(D(self._augment(fake)).float(), self.loss_kind)
+                    g_loss = generator_loss(_wide(D(self._augment(fake))), self.loss_kind)
             self.check_finite(g_loss, "generator loss")
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
