@@ -1,4 +1,4 @@
-"""The study report: study.json and study.html, read from the run directories of a study folder.
+"""The study report: study.json, study.html and study.md, read from the run directories of a study folder.
 
 Every number comes from the runs' own files (eval/fid.json, eval/loglik.json, eval/quality.json,
 eval/sprite_quality.json, eval/reconstruction.json, eval/priors.json, vqvae-compare/comparison.json),
@@ -245,8 +245,36 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     finally:
         assets.close()
     atomic_write_json(out / "study.json", data)
+    atomic_write_text(out / "study.md", markdown_summary(data))
     atomic_write_text(page, html)
     return page
+
+
+def markdown_summary(data: dict[str, Any]) -> str:
+    """study.md: the comparison rows and the held-out GAN and sprite tables, for a README or a note."""
+    f = _fmt
+    lines = [f"genlab study, profile `{data['profile']}` (genlab {data['genlab_version']}, {data['generated_utc']}); "
+             f"{f(data['total_seconds'] / 60, '.0f')} min of stages.", "",
+             "| # | stage | setting | metric | study | genlab | estimator / features | N | comparable |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["comparisons"]:
+        genlab = f(r["genlab"]) + (f" ± {f(r['genlab_se'])}" if r["genlab_se"] is not None else "")
+        features = str(r["estimator"]).split(" (")[0]
+        lines.append(f"| {r['experiment']} | {r['stage']} | {r['setting']} | {r['metric']} | {f(r['study'])} | {genlab} | "
+                     f"{features} | {r['n']} | {'yes' if r['comparable'] else 'no: ' + str(r['why_not'])} |")
+    if data["gan_held_out"]:
+        lines += ["", "| GAN stage | setting | FD | KID | precision | recall | N fake vs real (held out) |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['stage']} | {r['setting']} | {f(r['fd'])} | {f(r['kid'], '.4f')} ± {f(r['kid_se'], '.4f')} | "
+                  f"{f(r['precision'], '.3f')} | {f(r['recall'], '.3f')} | {r['n_fake']} vs {r['n_real']} |"
+                  for r in data["gan_held_out"]]
+    if data["sprites"]:
+        lines += ["", "| dSprites stage | setting | likelihood | samples from | mean best IoU | empty |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['stage']} | {r['setting']} | {r['likelihood']} | {r['prior']} | {f(r['mean_iou'], '.3f')} | "
+                  f"{f(100 * r['empty_fraction'] if r['empty_fraction'] is not None else None, '.0f')}% |"
+                  for r in data["sprites"]]
+    return "\n".join(lines) + "\n"
 
 
 def small_copy(src: Path, dest: Path, colours: int = 256) -> Path:
