@@ -90,6 +90,8 @@ def test_the_report_reads_its_numbers_from_the_runs(tiny_study, tmp_path):
         row = next(r for r in collect_study(folder)["comparisons"] if r["stage"] == "dcgan")
         assert row["genlab"] == 4321.5
         assert "4321.50" in page.read_text()
+        assert "| dcgan | study | FD, fallback features (best epoch) | 131.70 | 4321.50 |" in (
+            tmp_path / "docs" / "study.md").read_text()
         assert json.loads((tmp_path / "docs" / "study.json").read_text())["comparisons"][0]["source"]
         copied = list((tmp_path / "docs" / "pictures").rglob("*.png"))
         assert any(p.name == "comparison.png" for p in copied)
