@@ -99,10 +99,12 @@ def bench_speed(n: int, tmp: Path, dims: int = 2048, rounds: int = 1) -> None:
         cold_cache = tmp / f"cache-cold-{r}"
         t_cold = _run(genlab, dict(base, GENLAB_CACHE=str(cold_cache)))
         rows.setdefault("genlab fid, cold (empty statistics cache)", []).append((t_cold[0], t_cold[1], _last_fid(t_cold[2])))
-        print(f"round {r}: genlab cold {t_cold[0]:.0f} s", file=sys.stderr, flush=True)
+        print(f"round {r}: genlab cold: wall {t_cold[0]:.1f} s, CPU {t_cold[1]:.1f} s, FID {_last_fid(t_cold[2])!r}",
+              file=sys.stderr, flush=True)
         t_ref = _run(pfid, base)
         rows.setdefault("python -m pytorch_fid (default workers)", []).append((t_ref[0], t_ref[1], _last_fid(t_ref[2])))
-        print(f"round {r}: pytorch_fid {t_ref[0]:.0f} s", file=sys.stderr, flush=True)
+        print(f"round {r}: pytorch_fid: wall {t_ref[0]:.1f} s, CPU {t_ref[1]:.1f} s, FID {_last_fid(t_ref[2])!r}",
+              file=sys.stderr, flush=True)
         # Only the real folder's statistics kept from the cold run: the fake side is computed again.
         warm_cache = tmp / f"cache-warm-{r}" / "fid"
         warm_cache.mkdir(parents=True)
@@ -111,7 +113,8 @@ def bench_speed(n: int, tmp: Path, dims: int = 2048, rounds: int = 1) -> None:
         shutil.copy(kept[0], warm_cache / kept[0].name)
         t_warm = _run(genlab, dict(base, GENLAB_CACHE=str(warm_cache.parent)))
         rows.setdefault("genlab fid, real statistics cached", []).append((t_warm[0], t_warm[1], _last_fid(t_warm[2])))
-        print(f"round {r}: genlab cached {t_warm[0]:.0f} s", file=sys.stderr, flush=True)
+        print(f"round {r}: genlab cached: wall {t_warm[0]:.1f} s, CPU {t_warm[1]:.1f} s, FID {_last_fid(t_warm[2])!r}",
+              file=sys.stderr, flush=True)
 
     ref_key = "python -m pytorch_fid (default workers)"
     ref_wall = min(w for w, _, _ in rows[ref_key])
