@@ -94,8 +94,8 @@ def test_the_report_reads_its_numbers_from_the_runs(tiny_study, tmp_path):
             tmp_path / "docs" / "study.md").read_text()
         assert json.loads((tmp_path / "docs" / "study.json").read_text())["comparisons"][0]["source"]
         copied = list((tmp_path / "docs" / "pictures").rglob("*.png"))
-        assert any(p.name == "comparison.png" for p in copied)
-        assert "pictures/vqvae-compare/comparison.png" in page.read_text()
+        assert any(p.name == "vqvae-compare_comparison.png" for p in copied)
+        assert "pictures/vqvae-compare/vqvae-compare_comparison.png" in page.read_text()
     finally:
         fid_file.write_text(original)
 

@@ -234,7 +234,8 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
         for stage in STAGES:
             found = pictures(folder, stage)
             if exported:  # a docs copy: small palette PNGs beside the page, linked relatively
-                found = [(small_copy(p, out / "pictures" / stage.name / p.name), c) for p, c in found]
+                found = [(small_copy(p, out / "pictures" / stage.name / f"{p.parent.name}_{p.name}"), c)
+                         for p, c in found]  # samples/epoch_009.png and reconstructions/epoch_009.png differ
             pics = [{"src": assets.src(p, f"{stage.name}/{p.name}"), "caption": c} for p, c in found]
             if pics:
                 gallery.append({"stage": stage.name, "title": stage.title, "pictures": pics,
@@ -277,16 +278,19 @@ def markdown_summary(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def small_copy(src: Path, dest: Path, colours: int = 256) -> Path:
-    """`src` as a palette PNG (at most `colours` colours, no resizing: grids keep their pixels), about
-    a third of the size of a full-colour grid, so a docs copy of the report stays a few MB."""
+def small_copy(src: Path, dest: Path, colours: int = 256, max_side: int = 1000) -> Path:
+    """`src` as a palette PNG (at most `colours` colours), halved while wider than `max_side` (the
+    128-px CelebA grids), so a docs copy of the report stays a few MB."""
     from PIL import Image
 
     from genlab.io import atomic_path
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as img:
-        small = img.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT)
+        img = img.convert("RGB")
+        while max(img.size) > max_side:
+            img = img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS)
+        small = img.quantize(colours, method=Image.Quantize.MEDIANCUT)
         with atomic_path(dest) as tmp:
             small.save(tmp, format="PNG", optimize=True)
     return dest
