@@ -50,7 +50,7 @@ class GANFIDConfig(_Section):
 
     every_n_epochs: int = Field(1, ge=0, description="0 = no FID during training (best.ckpt then = last)")
     n: int = Field(1000, gt=1, description="generated and real images per epoch (the study: 1000 vs 1000)")
-    final_n: int = Field(5000, ge=0, description="generated images for the final evaluation of best.ckpt; "
+    final_n: int = Field(1000, ge=0, description="generated images for the final evaluation of best.ckpt; "
                          "real ones: min(final_n, training images); 0 = skip")
     dims: Literal[64, 192, 768, 2048] = 2048
     weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = "
