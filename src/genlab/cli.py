@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
                         "beside it) as one resumable pipeline, then write study.html and study.json")
-    st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, ~75 min), full (the study's settings, "
+    st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
                     "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
     st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")

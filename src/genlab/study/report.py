@@ -263,19 +263,23 @@ def markdown_summary(data: dict[str, Any]) -> str:
         features = str(r["estimator"]).split(" (")[0]
         lines.append(f"| {r['experiment']} | {r['stage']} | {r['setting']} | {r['metric']} | {f(r['study'])} | {genlab} | "
                      f"{features} | {r['n']} | {'yes' if r['comparable'] else 'no: ' + str(r['why_not'])} |")
-    if data["gan_held_out"]:
-        lines += ["", "| GAN stage | setting | FD | KID | precision | recall | N fake vs real (held out) |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['stage']} | {r['setting']} | {f(r['fd'])} | {f(r['kid'], '.4f')} ± {f(r['kid_se'], '.4f')} | "
-                  f"{f(r['precision'], '.3f')} | {f(r['recall'], '.3f')} | {r['n_fake']} vs {r['n_real']} |"
-                  for r in data["gan_held_out"]]
-    if data["sprites"]:
-        lines += ["", "| dSprites stage | setting | likelihood | samples from | mean best IoU | empty |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['stage']} | {r['setting']} | {r['likelihood']} | {r['prior']} | {f(r['mean_iou'], '.3f')} | "
-                  f"{f(100 * r['empty_fraction'] if r['empty_fraction'] is not None else None, '.0f')}% |"
-                  for r in data["sprites"]]
+    lines += _md_table(["GAN stage", "setting", "FD", "KID", "precision", "recall", "N fake vs real (held out)"],
+                       [[r["stage"], r["setting"], f(r["fd"]), f"{f(r['kid'], '.4f')} ± {f(r['kid_se'], '.4f')}",
+                         f(r["precision"], ".3f"), f(r["recall"], ".3f"), f"{r['n_fake']} vs {r['n_real']}"]
+                        for r in data["gan_held_out"]])
+    lines += _md_table(["dSprites stage", "setting", "likelihood", "samples from", "mean best IoU", "empty"],
+                       [[r["stage"], r["setting"], r["likelihood"], r["prior"], f(r["mean_iou"], ".3f"),
+                         f(100 * r["empty_fraction"] if r["empty_fraction"] is not None else None, ".0f") + "%"]
+                        for r in data["sprites"]])
     return "\n".join(lines) + "\n"
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A markdown table after a blank line, or nothing when there are no rows."""
+    if not rows:
+        return []
+    return ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
 def small_copy(src: Path, dest: Path, colours: int = 256, max_side: int = 1000) -> Path:
