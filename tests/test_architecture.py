@@ -1,10 +1,15 @@
 """The layering of ARCHITECTURE.md, enforced: what each package may import, read from the source
-(every `import` and `from ... import`, at any depth, lazy ones included), and a toy model added
+(every `import` and `from ... import`, at any depth, lazy ones included), what importing a module
+really loads (in a fresh interpreter, so what its imports pull in counts too), and a toy model added
 through the registries alone."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +18,14 @@ import torch
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "genlab"
 
 # the parts that read runs and models: none of them may need the trainer
-TRAINER_FREE = ["models", "eval", "viz", "api.py", "runs.py", "checkpoints.py", "sampling.py", "evaluate.py",
-                "config.py", "io.py", "errors.py", "study/plan.py", "study/report.py"]
+TRAINER_FREE = ["models", "eval", "viz", "api.py", "runs.py", "runs_list.py", "checkpoints.py", "sampling.py",
+                "evaluate.py", "config.py", "defaults.py", "io.py", "errors.py", "progress.py", "study/plan.py",
+                "study/report.py"]
 FORBIDDEN_EVERYWHERE_BUT_TRAIN = ("genlab.train", "lightning", "pytorch_lightning")
 # a model is a plain nn.Module: it knows no datasets, metrics or plots either
 FORBIDDEN_IN_MODELS = FORBIDDEN_EVERYWHERE_BUT_TRAIN + ("genlab.data", "genlab.eval", "genlab.viz", "genlab.runs")
+# datasets sit below models and plots: a dataset preview writes its grid through genlab.io
+FORBIDDEN_IN_DATA = FORBIDDEN_EVERYWHERE_BUT_TRAIN + ("genlab.models", "genlab.viz")
 
 
 def imports_of(path: Path, package: Path = PACKAGE) -> list[tuple[int, str]]:
@@ -59,8 +67,54 @@ def test_models_import_only_torch_and_each_other():
     assert violations(files("models"), FORBIDDEN_IN_MODELS) == []
 
 
-def test_datasets_know_no_models_and_no_trainer():
-    assert violations(files("data"), ("genlab.models", "genlab.train", "lightning")) == []
+def test_datasets_know_no_models_plots_or_trainer():
+    assert violations(files("data"), FORBIDDEN_IN_DATA) == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+# Imports modules in turn in one fresh interpreter, stage by stage, and reports, after each, the
+# forbidden modules of its stage that are loaded now. A module that pulls one in (through any chain
+# of imports, at import time) is named as the first one after which it appears; the modules before
+# it are proven clean. (Lazy imports inside functions are the static check's job, above.)
+LOADER = """
+import importlib, json, sys
+for names, forbidden in json.loads(sys.argv[1]):
+    for name in names:
+        importlib.import_module(name)
+        loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))
+        if loaded:
+            print(json.dumps({name: loaded[:5]}))
+            sys.exit(0)
+print(json.dumps({}))
+"""
+
+
+def loaded_in_fresh_process(*stages: tuple[list[str], tuple[str, ...]]) -> dict[str, list[str]]:
+    """{first module that loads a forbidden one: the forbidden ones loaded}, or {} when all are clean."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", LOADER, json.dumps(stages)],
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_trainer_free_modules_and_datasets_load_clean_in_a_fresh_process():
+    """Loaded for real: the datasets (first) pull in no models, plots or trainer; then `genlab.viz.report`,
+    `genlab.runs_list`, every `genlab.eval.*`, `genlab.api`, ... pull in neither Lightning nor `genlab.train`."""
+    data = [module_name(p) for p in files("data")]
+    trainer_free = [module_name(p) for p in files(*TRAINER_FREE)]
+    assert {"genlab.viz.report", "genlab.runs_list", "genlab.api", "genlab.eval.ais"} <= set(trainer_free)
+    assert loaded_in_fresh_process((data, FORBIDDEN_IN_DATA), (trainer_free, FORBIDDEN_EVERYWHERE_BUT_TRAIN)) == {}
+
+
+def test_the_fresh_process_check_can_fail():
+    """The loader names the first module that pulls a forbidden one in (genlab.io needs genlab.errors)."""
+    assert loaded_in_fresh_process((["genlab.defaults", "genlab.io", "genlab.config"], ("genlab.errors",))) \
+        == {"genlab.io": ["genlab.errors"]}
 
 
 def test_the_rule_catches_lazy_and_relative_imports(tmp_path):
@@ -119,8 +173,6 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
             return (self.offset + 0 * noise).clamp(0, 1).view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size)
 
     class ToyModule(GenlabModule):  # 3. the training module
-        MONITOR = ("train/loss", "min")
-
         def __init__(self, cfg: ExperimentConfig) -> None:
             super().__init__(cfg)
             self.net = models.build_model(cfg)
@@ -133,7 +185,8 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
 
     try:
         register_model_config(ToyConfig)  # 4. one line per registry
-        models.register_model("toy", lambda cfg: Toy(cfg.data.image_size, cfg.model.level))
+        models.register_model("toy", lambda cfg: Toy(cfg.data.image_size, cfg.model.level),
+                              monitor=("train/loss", "min"))
         modules.register_module("toy", ToyModule)
 
         cfg = build_config({"name": "toy", "model": {"name": "toy", "level": 0.25}, "data": {"image_size": 8},
@@ -152,6 +205,7 @@ def test_a_toy_model_added_through_the_registries_trains_and_loads(tmp_path):
         if ToyConfig in MODEL_CONFIGS:
             MODEL_CONFIGS.remove(ToyConfig)
         models.MODELS.pop("toy", None)
+        models.MONITORS.pop("toy", None)
         modules.MODULES.pop("toy", None)
         register_model_config(MODEL_CONFIGS[0])  # rebuild the schema without the toy
     with pytest.raises(GenlabError, match="toy"):

@@ -1,4 +1,4 @@
-"""Small file-system helpers shared by every module: atomic writes and the cache folder."""
+"""Small file-system helpers shared by every module: atomic writes, the cache folder, the PNG grid writer."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from genlab.errors import GenlabError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def cache_dir(*parts: str) -> Path:
@@ -104,3 +107,17 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 10, padding: int = 2) -> Path:
+    """Save images in [0, 1] (NCHW) as one PNG grid with `nrow` images per row, atomically.
+
+    Here rather than in `genlab.viz` because `genlab.data` (dataset previews) may not import viz;
+    torchvision is imported on first use so that this module stays cheap to import."""
+    from torchvision.utils import make_grid, save_image
+
+    path = Path(path)
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
+    return path

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genlab.errors import GenlabError
+from genlab.models.registry import monitor_of
 from genlab.runs import Run
 
 
@@ -63,16 +64,6 @@ def read_epoch_metrics(path: str | Path) -> EpochMetrics:
     keep = [c for c in order if c in per_epoch and all(len(v) == 1 for v in per_epoch[c].values())]
     keep.sort(key=lambda c: (not c.startswith("val/"), not c.endswith("_epoch"), order.index(c)))
     return EpochMetrics(keep, {c: {e: v[0] for e, v in per_epoch[c].items()} for c in keep})
-
-
-def monitor_of(model_name: str) -> tuple[str, str]:
-    """The metric that picks a model's best checkpoint, and its direction: the run's headline."""
-    from genlab.train.registry import module_class
-
-    try:
-        return module_class(model_name).MONITOR
-    except KeyError:
-        return ("val/loss", "min")
 
 
 @dataclass

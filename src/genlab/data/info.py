@@ -99,7 +99,7 @@ def _write_preview(index, out: Path, name: str, rng: np.random.Generator) -> Pat
     import torch
 
     from genlab.data.transforms import ImageTransform, to_float
-    from genlab.viz.grids import save_grid
+    from genlab.io import save_grid
 
     transform = ImageTransform(size=64, crop=CELEBA_CROP if name == "celeba" else 1.0)
     order = rng.permutation(len(index.files))
@@ -152,7 +152,7 @@ def _dsprites_info(root, console: Console, preview) -> dict[str, Any]:
     classes = dsprites.index_to_classes(rng.choice(dsprites.N_IMAGES, PREVIEW_N, replace=False))
     import torch
 
-    from genlab.viz.grids import save_grid
+    from genlab.io import save_grid
 
     imgs = torch.from_numpy(dsprites.render(classes)).float().unsqueeze(1)
     out = save_grid(imgs, Path(preview) if preview is not None else _default_preview("dsprites"), nrow=8)

@@ -3,6 +3,10 @@
 Adding a model: write its nn.Module (keeping `genlab.models.contract`), its config class
 (`genlab.config.register_model_config`), its LightningModule (`genlab.train.registry.register_module`)
 and one `register_model` line here (or in your own package, before building a config).
+
+The metric that picks a run's best checkpoint is registered here with the model, not on its
+LightningModule, so the trainer and the trainer-free readers (`genlab runs`, the report) share it
+without the readers importing Lightning.
 """
 
 from __future__ import annotations
@@ -21,11 +25,21 @@ from genlab.models.vqvae import VQVAE
 
 ModelBuilder = Callable[[ExperimentConfig], nn.Module]
 MODELS: dict[str, ModelBuilder] = {}
+# model.name -> (metric, "min" | "max"): what picks best.ckpt, and the headline of `genlab runs`
+MONITORS: dict[str, tuple[str, str]] = {}
+DEFAULT_MONITOR = ("val/loss", "min")
 
 
-def register_model(name: str, builder: ModelBuilder) -> None:
-    """Make `build_model` build `builder(cfg)` for configs whose `model.name` is `name`."""
+def register_model(name: str, builder: ModelBuilder, monitor: tuple[str, str] = DEFAULT_MONITOR) -> None:
+    """Make `build_model` build `builder(cfg)` for configs whose `model.name` is `name`; `monitor`
+    (metric, direction) picks the run's best checkpoint."""
     MODELS[name] = builder
+    MONITORS[name] = monitor
+
+
+def monitor_of(model_name: str) -> tuple[str, str]:
+    """The metric that picks a model's best checkpoint, and its direction (`val/loss`, min, if unknown)."""
+    return MONITORS.get(model_name, DEFAULT_MONITOR)
 
 
 def build_model(cfg: ExperimentConfig) -> nn.Module:
@@ -61,11 +75,11 @@ def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
                  image_size=cfg.data.image_size)
 
 
-register_model("vae", build_vae)
-register_model("dcgan", build_gan)
-register_model("lsgan", build_gan)
-register_model("bigan", build_gan)
-register_model("vqvae", build_vqvae)
+register_model("vae", build_vae, monitor=("val/elbo", "max"))
+register_model("dcgan", build_gan, monitor=("fid", "min"))
+register_model("lsgan", build_gan, monitor=("fid", "min"))
+register_model("bigan", build_gan, monitor=("fid", "min"))
+register_model("vqvae", build_vqvae, monitor=("val/psnr", "max"))
 
 
 def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> nn.Module:

@@ -30,7 +30,6 @@ class GenlabModule(L.LightningModule):
     """Base class: holds the experiment config and the plain nn.Module it trains (`self.net`)."""
 
     net: torch.nn.Module
-    MONITOR: tuple[str, str] = ("val/loss", "min")  # the metric that picks best.ckpt, and its direction
     CURVE_PANELS: dict[str, list[str]] = {"loss": ["train/loss_step", "train/loss_epoch", "val/loss"]}
 
     def __init__(self, cfg: ExperimentConfig) -> None:

@@ -64,7 +64,6 @@ def frozen(module: torch.nn.Module):
 
 
 class GANModule(GenlabModule):
-    MONITOR = ("fid", "min")
     CURVE_PANELS = {
         "generator loss": ["train/g_loss_step", "train/g_loss_smooth", "train/g_loss_epoch"],
         "discriminator loss": ["train/d_loss_step", "train/d_loss_smooth", "train/d_loss_epoch"],

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import ExperimentConfig
 from genlab.errors import GenlabError, Interrupted
+from genlab.models.registry import monitor_of
 from genlab.runs import Run
 from genlab.train.callbacks import ImageGrids, OptimizerSettings, RNGState, RunLifecycle, Throughput
 from genlab.train.checkpoint_io import AtomicCheckpointIO, resume_checkpoint
@@ -63,7 +64,7 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     t = cfg.trainer
     world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
     strategy = "ddp" if t.strategy == "auto" and world > 1 else t.strategy
-    monitor, mode = module_class(cfg.model.name).MONITOR
+    monitor, mode = monitor_of(cfg.model.name)  # registered with the model (genlab.models.registry)
     best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor=monitor, mode=mode, save_top_k=1,
                            save_last=False, enable_version_counter=False, auto_insert_metric_name=False)
     # Lightning 2.6's save_last only writes last.ckpt when best.ckpt was written at the same step, so an

@@ -11,7 +11,6 @@ from genlab.train.base import GenlabModule, images_of
 
 
 class VAEModule(GenlabModule):
-    MONITOR = ("val/elbo", "max")
     CURVE_PANELS = {
         "ELBO (nats, higher is better)": ["train/elbo_step", "train/elbo_epoch", "val/elbo"],
         "reconstruction log p(x|z)": ["train/log_likelihood_step", "train/log_likelihood_epoch",

@@ -24,7 +24,6 @@ def run_compression(cfg: ExperimentConfig) -> dict[str, float]:
 
 
 class VQVAEModule(GenlabModule):
-    MONITOR = ("val/psnr", "max")
     CURVE_PANELS = {
         "loss (MSE + VQ)": ["train/loss_step", "train/loss_epoch", "val/loss"],
         "PSNR (dB, held-out)": ["train/psnr_epoch", "val/psnr"],

@@ -1,22 +1,11 @@
-"""Image grids, written atomically, through torchvision."""
+"""Image grids: the PNG writer (`save_grid`, defined in `genlab.io` so that `genlab.data` can write
+previews without importing `genlab.viz`) and the layouts of image rows."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from torchvision.utils import make_grid, save_image
 
-from genlab.io import atomic_path
-
-
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, padding: int = 2) -> Path:
-    """Save images in [0, 1] (NCHW) as one PNG grid with `nrow` images per row."""
-    path = Path(path)
-    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
-    with atomic_path(path) as tmp:
-        save_image(grid, tmp, format="png")
-    return path
+from genlab.io import save_grid as save_grid  # re-exported: the grid writer's usual import path
 
 
 def originals_over_reconstructions(x: torch.Tensor, recon: torch.Tensor, per_row: int = 10) -> torch.Tensor:
