@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import warnings
 
+# pytorch-fid is a hard dependency (pyproject.toml): a missing install fails here, it is not skipped
 import numpy as np
 import pytest
+import pytorch_fid.fid_score
+import pytorch_fid.inception
 import torch
 import torchvision
 from PIL import Image
 
-pytorch_fid = pytest.importorskip("pytorch_fid")
-import pytorch_fid.fid_score  # noqa: E402
-import pytorch_fid.inception  # noqa: E402
-
-from genlab.errors import GenlabError  # noqa: E402
-from genlab.eval import features as F  # noqa: E402
-from genlab.eval.fid import (  # noqa: E402
+from genlab.errors import GenlabError
+from genlab.eval import features as F
+from genlab.eval.fid import (
     FIDEvaluator,
     Stats,
     cached_stats,
@@ -31,7 +30,7 @@ from genlab.eval.fid import (  # noqa: E402
     format_result,
     frechet_distance,
 )
-from genlab.eval.kid import kid, polynomial_mmd2  # noqa: E402
+from genlab.eval.kid import kid, polynomial_mmd2
 
 torch.set_num_threads(2)
 

@@ -145,7 +145,6 @@ def test_appendix_d_at_d2_within_half_a_nat():
 
 
 def test_appendix_d_with_a_gaussian_mixture():
-    pytest.importorskip("sklearn")
     model, x, _, exact = _problem(2)
     est = appendix_d(model, x, 400, density="gmm", n_components=2, burn_in=30)
     assert np.abs(est.log_px - exact).max() < 0.5

@@ -11,6 +11,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+
+# tensorboard is a hard dependency (pyproject.toml): a missing install fails, it is not skipped
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tests.train.test_gan_training import TINY as GAN_TINY
 from tests.train.test_gan_training import fake_bitmoji, tiny_extractor
 
@@ -19,9 +23,6 @@ from genlab.config import load_config
 from genlab.data import registry
 from genlab.train import fid_callback
 from genlab.train.runner import train
-
-event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 
 def read_events(run_path):

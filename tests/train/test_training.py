@@ -42,9 +42,22 @@ def test_a_run_leaves_its_artefacts(tiny_cfg):
     w, h = Image.open(run.samples / "epoch_001.png").size
     assert w == h == 10 * 64 + 11 * 2  # a 10x10 grid of 64 px images, 2 px padding
     assert run.config().model.latent_dim == 8
-    # the best checkpoint holds the best validation ELBO of the run
+    # the best checkpoint holds the best validation ELBO of the run: saved at the epoch whose logged
+    # val/elbo is highest, with that value as its score
+    import csv
+
+    elbo = {int(row["epoch"]): float(row["val/elbo"]) for row in csv.DictReader(open(run.metrics_path))
+            if row.get("val/elbo")}
+    best_epoch = max(elbo, key=elbo.get)
     best = read_checkpoint(run.best_checkpoint)
     assert best["genlab"]["model"] == "vae"
+    assert best["epoch"] == best_epoch
+    score = next(s["best_model_score"] for k, s in best["callbacks"].items() if "'monitor': 'val/elbo'" in k)
+    assert float(score) == pytest.approx(elbo[best_epoch], rel=1e-6)
+    # and its weights are those of that epoch: the last epoch's exactly when the last was the best
+    last = _params(run)
+    same = all(torch.equal(w, last[k]) for k, w in best["state_dict"].items())
+    assert same == (best_epoch == max(elbo))
 
 
 def test_resume_at_an_epoch_boundary_matches_an_uninterrupted_run(tiny_cfg):
