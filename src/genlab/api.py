@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from genlab.config import ExperimentConfig, dump_config
+from genlab.defaults import LOGLIK
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, atomic_write_text
 
@@ -56,7 +57,7 @@ class TrainedModel(nn.Module):
     def __repr__(self) -> str:
         return f"TrainedModel({self.name}, from {self.source}, on {self.device})"
 
-    def log_px(self, x: torch.Tensor, samples: int = 1000, seed: int = 0) -> torch.Tensor:
+    def log_px(self, x: torch.Tensor, samples: int = LOGLIK["samples"], seed: int = LOGLIK["seed"]) -> torch.Tensor:
         """log p(x) in nats per image, by importance sampling (`samples`
         draws per image; the mode-centred proposal, the default of `genlab.eval.importance`). For
         standard errors, convergence flags and the other estimators see `genlab evaluate --loglik`."""

@@ -213,6 +213,13 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def checkpoint_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--checkpoint best|last`, the same on every command that reads a run's weights."""
+    from genlab.defaults import CHECKPOINT_HELP, CHECKPOINTS
+
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default=default, help=CHECKPOINT_HELP)
+
+
 def _verbose_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (device "
                         "banners, DDP set-up, its hints and warnings); default: only genlab's lines")
@@ -243,32 +250,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
     s.add_argument("--out", default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
     s.add_argument("--seed", type=int, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
-    s.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.SAMPLE["which"],
-                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    checkpoint_flag(s, D.SAMPLE["which"])
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run")
     e.add_argument("run", help="a VAE run directory")
     e.add_argument("--loglik", action="store_true", help="marginal log-likelihood of held-out images")
-    e.add_argument("--estimator", action="append", choices=["is", "appendix-d", "ais", "all"],
+    e.add_argument("--estimator", action="append", choices=[*D.ESTIMATORS, "all"],
                    help="repeatable; default: the run config's eval.estimators")
     e.add_argument("--n-images", type=int, default=None, help="held-out images to score "
                    "(default: the run config's eval.n_images)")
     e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS) "
                    "(default: the run config's eval.samples)")
-    e.add_argument("--proposal", choices=["laplace", "encoder"], default=None,
+    e.add_argument("--proposal", choices=D.IS_PROPOSALS, default=None,
                    help="IS proposal: laplace (mode-centred, the default) or encoder (IWAE)")
     e.add_argument("--bdmc", type=int, nargs="?", const=3, default=0, metavar="N",
                    help="also bracket log p(x) by BDMC (forward + reverse AIS at the eval.ais settings) on N "
                         "images simulated from the model (N is 3 when given without a number; ~2x the AIS cost per "
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
-    e.add_argument("--quality", type=int, nargs="?", const=1000, default=0, metavar="N",
+    e.add_argument("--quality", type=int, nargs="?", const=D.QUALITY["n"], default=0, metavar="N",
                    help="sample quality on N real images never trained on (the data.holdout split, else "
                         "validation) and N samples: FD, KID, precision and recall (k=3); writes "
-                        "RUN/eval/quality.json (N is 1000 when given without a number)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
-    e.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="which checkpoint: best (validation metric) or last")
+                        f"RUN/eval/quality.json (N is {D.QUALITY['n']} when given without a number)")
+    e.add_argument("--seed", type=int, default=D.LOGLIK["seed"], help="seed of the image choice and the samplers")
+    checkpoint_flag(e, D.LOGLIK["which"])
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: info and downloads")
@@ -300,8 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="real images for the reconstruction error (default: %(default)s)")
     tr.add_argument("--seed", type=int, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
     tr.add_argument("--out", default=None, help="output folder (default: RUN/plots/traverse)")
-    tr.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.TRAVERSE["which"],
-                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    checkpoint_flag(tr, D.TRAVERSE["which"])
     tr.set_defaults(func=cmd_traverse)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
@@ -320,8 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("run", help="a VQ-VAE run directory")
     cm.add_argument("--batch-size", type=int, default=D.CODES["batch_size"],
                     help="images per encoder batch (default: %(default)s)")
-    cm.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.CODES["which"],
-                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    checkpoint_flag(cm, D.CODES["which"])
     cm.set_defaults(func=cmd_codes)
 
     pr = sub.add_parser("prior", help="VQ-VAE: train a prior over the run's code maps into RUN/priors/KIND/")
@@ -346,8 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
                     "default model.priors.eval_samples")
     pe.add_argument("--seed", type=int, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
-    pe.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.PRIOR_EVAL["which"],
-                   help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    checkpoint_flag(pe, D.PRIOR_EVAL["which"])
     pe.set_defaults(func=cmd_prior_eval)
 
     sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "

@@ -1,18 +1,21 @@
 """One typed schema for every experiment: YAML files, dotted overrides, validation.
 
-Defaults live here and only here; the CLI and the Python API both go through `load_config`,
+Defaults live here and only here (those a library function or a CLI option shares with a config
+field come from `genlab.defaults`); the CLI and the Python API both go through `load_config`,
 so they cannot drift apart. A model section is chosen by its `name` (a discriminated union),
 so each model brings its own options and an unknown key is an error naming the key.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from genlab.defaults import ESTIMATORS, FID, FID_DIMS, LOGLIK
 from genlab.errors import GenlabError
 
 PACKAGE_CONFIGS = Path(__file__).parent / "configs"
@@ -45,21 +48,35 @@ class VAEConfig(_Section):
     prior_images: int = Field(20000, gt=0, description="aggregate-gmm: training images it is fitted on (at most)")
 
 
-class GANFIDConfig(_Section):
+class FIDConfig(_Section):
+    """The FID/KID feature extractor (genlab.eval.features): one section for GAN training's FID
+    (`model.fid`, which adds its schedule) and the VQ-VAE prior comparison (`model.priors.fid`)."""
+
+    extractor: ExtractorChoice = Field(
+        "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
+    weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = "
+                                   "$GENLAB_FID_WEIGHTS or the torch hub cache")
+    dims: int = Field(FID["dims"], description=f"Inception feature block for FD/KID, one of {list(FID_DIMS)} "
+                      "(2048 = the standard FID)")
+    batch_size: int = Field(FID["batch_size"], gt=0, description="images per extractor batch")
+    kid_subset_size: Optional[int] = Field(None, gt=1, description="None = min(1000, N/2)")
+
+    @field_validator("dims")
+    @classmethod
+    def _a_feature_block(cls, v: int) -> int:
+        if v not in FID_DIMS:
+            raise ValueError(f"Inception feature dims must be one of {list(FID_DIMS)}")
+        return v
+
+
+class GANFIDConfig(FIDConfig):
     """FID/KID during GAN training (genlab.train.fid_callback); real statistics are cached."""
 
     every_n_epochs: int = Field(1, ge=0, description="0 = no FID during training (best.ckpt then = last)")
     n: int = Field(1000, gt=1, description="generated and real images per epoch (the study: 1000 vs 1000)")
     final_n: int = Field(1000, ge=0, description="generated images for the final evaluation of best.ckpt; "
                          "real ones: min(final_n, training images); 0 = skip")
-    dims: Literal[64, 192, 768, 2048] = 2048
-    weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = "
-                                   "$GENLAB_FID_WEIGHTS or the torch hub cache")
-    extractor: ExtractorChoice = Field(
-        "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
-    batch_size: int = Field(50, gt=0)
-    kid_subset_size: Optional[int] = Field(None, gt=1, description="None = min(1000, N/2)")
-    seed: int = 0
+    seed: int = FID["seed"]
 
 
 class GANConfig(_Section):
@@ -110,10 +127,26 @@ class PriorsConfig(_Section):
     vae: CodeVAEPriorConfig = Field(default_factory=CodeVAEPriorConfig)
     pixelcnn: PixelCNNPriorConfig = Field(default_factory=PixelCNNPriorConfig)
     eval_samples: int = Field(1000, gt=2, description="decoded samples per prior for FD/KID (and real images)")
-    fid_extractor: ExtractorChoice = Field(
-        "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
-    fid_weights: Optional[str] = Field(None, description="pt_inception-2015-12-05-6726825d.pth; None = default places")
-    fid_dims: Literal[64, 192, 768, 2048] = Field(2048, description="Inception feature block for FD/KID (2048 = FID)")
+    fid: FIDConfig = Field(default_factory=FIDConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_fid_keys(cls, data: Any) -> Any:
+        """Before the FID section was shared: `fid_extractor`, `fid_weights`, `fid_dims` (still read)."""
+        if not isinstance(data, dict) or not any(k in data for k in OLD_PRIOR_FID_KEYS):
+            return data
+        data = dict(data)
+        fid = dict(data.get("fid") or {})
+        renamed = [(old, new) for old, new in OLD_PRIOR_FID_KEYS.items() if old in data]
+        for old, new in renamed:
+            fid.setdefault(new, data.pop(old))
+        data["fid"] = fid
+        warnings.warn("config: " + ", ".join(f"model.priors.{old} is deprecated; write model.priors.fid.{new}"
+                                             for old, new in renamed), FutureWarning, stacklevel=2)
+        return data
+
+
+OLD_PRIOR_FID_KEYS = {"fid_extractor": "extractor", "fid_weights": "weights", "fid_dims": "dims"}
 
 
 class VQVAEConfig(_Section):
@@ -203,11 +236,19 @@ class TrainerConfig(_Section):
 
 
 class EvalConfig(_Section):
-    n_images: int = Field(10, gt=0)
-    samples: int = Field(5000, gt=0)
-    estimators: list[Literal["is", "appendix-d", "ais"]] = Field(default_factory=lambda: ["is"])  # type: ignore[arg-type]
+    n_images: int = Field(LOGLIK["n_images"], gt=0)
+    samples: int = Field(LOGLIK["samples"], gt=0, description="importance samples per image (see genlab.defaults)")
+    estimators: list[str] = Field(default_factory=lambda: ["is"], description=f"any of {list(ESTIMATORS)}")
     appendix_d: dict[str, Any] = Field(default_factory=dict, description="options of eval.appendix_d (e.g. n_samples)")
     ais: dict[str, Any] = Field(default_factory=dict, description="options of eval.ais (e.g. n_intermediate)")
+
+    @field_validator("estimators")
+    @classmethod
+    def _known_estimators(cls, v: list[str]) -> list[str]:
+        unknown = [name for name in v if name not in ESTIMATORS]
+        if unknown:
+            raise ValueError(f"unknown estimator {unknown[0]!r}; use any of {list(ESTIMATORS)}")
+        return v
 
 
 class OutputConfig(_Section):

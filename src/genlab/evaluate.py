@@ -8,10 +8,9 @@ import torch
 from rich.console import Console
 
 from genlab.data.registry import build_dataset
+from genlab.defaults import ESTIMATORS
 from genlab.errors import GenlabError
 from genlab.runs import Run
-
-ALL_ESTIMATORS = ("is", "appendix-d", "ais")
 
 
 def pick_images(run: Run, n_images: int, seed: int) -> tuple[torch.Tensor, list[int]]:
@@ -39,7 +38,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
         raise GenlabError(f"{run.path}: log-likelihood needs a VAE-like model, this run is {cfg.model.name!r}")
     estimators = list(estimators or cfg.eval.estimators)
     if "all" in estimators:
-        estimators = list(ALL_ESTIMATORS)
+        estimators = list(ESTIMATORS)
     n_images = n_images or cfg.eval.n_images
     samples = samples or cfg.eval.samples
     model = run.load_model(which, device)

@@ -1,9 +1,11 @@
-"""Small file-system helpers shared by every module: atomic writes, the cache folder, the PNG grid writer."""
+"""Small file-system helpers shared by every module: atomic writes, the cache folder, file checksums,
+the PNG grid writer."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -107,6 +109,16 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (`algorithm`: any hashlib name, e.g. sha256, md5), read in
+    1 MiB chunks so that a large download or weights file never sits in memory whole."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 10, padding: int = 2) -> Path:

@@ -1,4 +1,5 @@
-"""A transient rich progress bar for long steps outside training (FID features, evaluations).
+"""The package's one progress bar (rich, transient) for long steps outside training: FID features,
+the likelihood estimators, decoding an image cache, downloads.
 
 On a terminal only (tests and pipes stay quiet), on stderr (stdout stays parseable, e.g. `genlab
 fid`'s last line), and a no-op while another live display runs (Lightning's progress bar during
@@ -9,32 +10,58 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 # `--verbose`: Lightning's banners and warnings come back (an environment variable, so the worker
 # processes DDP launches see it too). Here, not in genlab.train, so the CLI sets it without importing torch.
 VERBOSE_ENV = "GENLAB_VERBOSE"
 
 
+class Advance:
+    """What `progress` yields: `advance(n)` moves the bar on by n; `advance.restart(total, completed)`
+    sets both (a download learns its size from the server, and a resumed one starts part-way)."""
+
+    def __init__(self, bar=None, task=None) -> None:
+        self.bar, self.task = bar, task
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def restart(self, total: Optional[int], completed: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=total, completed=completed)
+
+
 @contextlib.contextmanager
-def progress(description: str, total: Optional[int]) -> Iterator[Callable[[int], None]]:
-    """Yields `advance(n)`."""
-    if not sys.stderr.isatty():
-        yield lambda n: None
+def progress(description: Optional[str], total: Optional[int], *, unit: str = "items",
+             enabled: bool = True) -> Iterator[Advance]:
+    """Yields `advance(n)` (an `Advance`). `unit="bytes"` shows sizes and a transfer speed; a None
+    `description` or `enabled=False` draws nothing."""
+    if description is None or not enabled or not sys.stderr.isatty():
+        yield Advance()
         return
     from rich.console import Console
     from rich.errors import LiveError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    counts = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True)
     try:
         bar.start()
     except LiveError:
-        yield lambda n: None
+        yield Advance()
         return
     try:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        yield Advance(bar, bar.add_task(description, total=total))
     finally:
         bar.stop()

@@ -456,3 +456,9 @@ def test_fid_result_records_everything(stats64, ex64):
     d = fid_from_stats(stats_a, stats_b, 64, ex64).as_dict()
     assert {"value", "n_a", "n_b", "dims", "extractor", "extractor_id", "comparable", "kid_mean"} <= set(d)
     assert d["n_a"] == d["n_b"] == 16 and d["kid_subset_size"] == 8 and d["kid_mean"] > 0
+
+
+def test_the_one_dims_list_is_pytorch_fids():
+    from genlab.defaults import FID, FID_DIMS
+
+    assert FID_DIMS == tuple(pytorch_fid.inception.InceptionV3.BLOCK_INDEX_BY_DIM) and FID["dims"] in FID_DIMS

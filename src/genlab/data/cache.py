@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from genlab.data.transforms import ImageTransform, to_float
 from genlab.errors import GenlabError
 from genlab.io import atomic_write_json, atomic_write_text, cache_dir
+from genlab.progress import progress as progress_bar
 
 CACHE_VERSION = 1
 log = logging.getLogger("genlab.data")
@@ -71,13 +72,11 @@ def decode_all(files: Sequence[str], transform: ImageTransform, skip_corrupt: bo
     `num_workers` processes. Without skip_corrupt the first unreadable file raises."""
     loader = DataLoader(_Decode(files, transform, skip_corrupt), batch_size=32, num_workers=num_workers,
                         collate_fn=_as_list, shuffle=False)
-    bar = _progress(progress)
-    with bar:
-        task = bar.add_task(description, total=len(files))
+    with progress_bar(description, len(files), enabled=progress) as advance:
         try:
             for batch in loader:
                 yield from batch
-                bar.advance(task, len(batch))
+                advance(len(batch))
         except GenlabError as exc:
             raise GenlabError(worker_message(exc)) from None
 
@@ -89,16 +88,6 @@ def worker_message(exc: Exception) -> str:
     if text.startswith("Caught ") and "GenlabError: " in text:
         return text.rsplit("GenlabError: ", 1)[-1].strip()
     return text
-
-
-def _progress(enabled: bool):
-    import sys
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # a terminal only: in a pipe or a log file rich's transient bar would leave an empty line behind
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled or not sys.stdout.isatty(), transient=True)
 
 
 class ImageCache:

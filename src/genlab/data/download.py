@@ -11,7 +11,6 @@ partial file, since resuming from bad bytes can never succeed.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -24,17 +23,12 @@ from pathlib import Path
 from typing import Optional
 
 from genlab.errors import GenlabError
+from genlab.io import file_digest
+from genlab.progress import Advance
+from genlab.progress import progress as progress_bar
 
 CHUNK = 1 << 16
 USER_AGENT = "genlab-downloader"
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check(path: Path, sha256: Optional[str], md5: Optional[str]) -> Optional[str]:
@@ -45,13 +39,6 @@ def _check(path: Path, sha256: Optional[str], md5: Optional[str]) -> Optional[st
             if got.lower() != expected.lower():
                 return f"{algorithm} {got}, expected {expected}"
     return None
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
 
 
 def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True, *, md5: str | None = None,
@@ -67,12 +54,10 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    bar = _progress(progress)
-    with bar:
-        task = bar.add_task(dest.name, total=None)
+    with progress_bar(dest.name, None, unit="bytes", enabled=progress) as advance:
         for attempt in range(retries + 1):
             try:
-                _get(url, part, bar, task, timeout)
+                _get(url, part, advance, timeout)
                 break
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
                 if isinstance(exc, urllib.error.HTTPError) and exc.code != 416 and exc.code < 500:
@@ -91,7 +76,7 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
     return dest
 
 
-def _get(url: str, part: Path, bar, task, timeout: float) -> None:
+def _get(url: str, part: Path, advance: Advance, timeout: float) -> None:
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
@@ -108,7 +93,7 @@ def _get(url: str, part: Path, bar, task, timeout: float) -> None:
             have = 0  # the server sent the whole file: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        bar.update(task, total=total, completed=have)
+        advance.restart(total, completed=have)
         received = 0
         with open(part, "ab" if resumed else "wb") as fh:
             while True:
@@ -117,7 +102,7 @@ def _get(url: str, part: Path, bar, task, timeout: float) -> None:
                     break
                 fh.write(block)
                 received += len(block)
-                bar.advance(task, len(block))
+                advance(len(block))
         if length is not None and received < int(length):
             raise ConnectionError(f"connection closed after {have + received} of {total} bytes")
 

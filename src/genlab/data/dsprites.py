@@ -13,7 +13,6 @@ heart x = sin^3 t, y = -(13 cos t - k1 cos 2t - k2 cos 3t - k3 cos 4t) fitted in
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -26,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_path, cache_dir
+from genlab.io import atomic_path, cache_dir, file_digest
 
 # --- factors and index order ---------------------------------------------------------------------
 LATENT_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
@@ -306,19 +305,11 @@ def download_dsprites(root: str | os.PathLike | None = None) -> Path:
 
     dest = npz_path(root)
     got = Path(fetch(DSPRITES_URL, dest, sha256=DSPRITES_SHA256))
-    if DSPRITES_SHA256 is None and _md5(got) != DSPRITES_MD5:
+    if DSPRITES_SHA256 is None and file_digest(got, "md5") != DSPRITES_MD5:
         got.unlink(missing_ok=True)
         raise GenlabError(f"{dest}: downloaded file failed the MD5 check (expected {DSPRITES_MD5}); "
                           "it was deleted, run `genlab data download dsprites` again")
     return got
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- torch Dataset -------------------------------------------------------------------------------

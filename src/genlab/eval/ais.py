@@ -14,7 +14,6 @@ hence a stochastic upper bound; the true log p(x) is bracketed and the gap measu
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,13 +27,12 @@ from genlab.eval.estimate import (
     check_images,
     check_positive,
     converged,
-    ess,
     eval_mode,
+    log_joint,
     log_mean_exp_se,
+    normal,
     over_image_groups,
-    replicate_se,
-    replicates,
-    to_numpy,
+    summarise_weights,
 )
 from genlab.eval.hmc import Point, hmc_step, value_and_grad
 from genlab.models.distributions import log_normal_diag
@@ -89,14 +87,14 @@ class _Path:
             self.mean, self.logvar = torch.zeros_like(self.mean), torch.zeros_like(self.logvar)
 
     def sample_p0(self, n_chains: int, g: ImageRNG) -> torch.Tensor:
-        eps = g.normal((n_chains, *self.mean.shape), self.mean)
+        eps = normal(g, (n_chains, *self.mean.shape), self.mean)
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
     def evaluate(self, z: torch.Tensor, beta: float) -> Point:
-        log_joint, g_joint = value_and_grad(lambda v: self.model.log_prior(v) + self.model.log_likelihood(self.x, v), z)
+        joint, g_joint = value_and_grad(lambda v: log_joint(self.model, self.x, v), z)
         log_p0 = log_normal_diag(z, self.mean, self.logvar)
         g_p0 = -(z - self.mean) * torch.exp(-self.logvar)  # analytic: no second backward pass
-        return self.at(Point(z, log_p0, g_p0, {"log_p0": log_p0, "g_p0": g_p0, "log_joint": log_joint, "g_joint": g_joint}), beta)
+        return self.at(Point(z, log_p0, g_p0, {"log_p0": log_p0, "g_p0": g_p0, "log_joint": joint, "g_joint": g_joint}), beta)
 
     @staticmethod
     def at(p: Point, beta: float) -> Point:
@@ -178,9 +176,9 @@ def ais(
         point = path.evaluate(path.sample_p0(n_chains, rb), 0.0)
         _, log_w, used, acc = _anneal(path, point, betas, None, n_leapfrog, scale, rb, step_size, target_accept)
         steps_used.append(used)
-        log_px, delta = log_mean_exp_se(log_w, 0)
-        out = {"log_px": log_px, "se": replicate_se(replicates(log_w, n_groups)), "ess": ess(log_w, 0),
-               "delta_se": delta, "acceptance": acc, "final_step_size": used[-1]}
+        out = {k: v for k, v in summarise_weights(log_w, n_groups).items() if k != "gain"}
+        out.update(acceptance=acc, final_step_size=used[-1])
+        log_px = out["log_px"]
         if check:
             point = path.evaluate(path.sample_p0(n_chains, rb), 0.0)
             _, log_w4, _, _ = _anneal(path, point, quarter, None, n_leapfrog, scale, rb, step_size, target_accept)
@@ -230,29 +228,25 @@ def bdmc(model: nn.Module, x: torch.Tensor, z_exact: torch.Tensor, **ais_options
     rng = ImageRNG.for_images(x, o["seed"] + 1, ais_options.get("image_ids"))
     group = max(1, batch_size // n_chains)
 
-    def run_reverse(i: int):
-        xb, zb, g = x[i:i + group], z_exact[i:i + group], rng[i:i + group]
+    def run_reverse(xb: torch.Tensor, g: ImageRNG, zb: torch.Tensor, fwd_by_image: torch.Tensor) -> dict[str, torch.Tensor]:
         path = _Path(model, xb, o["init"])
         scale = torch.exp(0.5 * path.logvar) if o["init"] == "encoder" else None
         point = path.evaluate(zb.to(path.mean).expand(n_chains, *zb.shape).clone(), 1.0)
         # Going back, the transition at beta_t (forward step size steps[t-1]) follows the weight
         # update from beta_{t+1} to beta_t; the last one (at beta_0) has no forward twin and is unused.
-        fwd = steps[:, i:i + group]
+        fwd = fwd_by_image.T  # (T, group), as the forward run used them
         rev_betas = betas.flip(0)
         rev_steps = torch.cat([fwd[:-1].flip(0), fwd[:1]])
         _, log_w, _, acc = _anneal(path, point, rev_betas, rev_steps, n_leapfrog, scale, g, 0.0, 0.0)
         # log_w estimates log 1/p(x); the upper bound is minus its log-mean-exp.
-        lme, _ = log_mean_exp_se(log_w, 0)
-        return -lme, replicate_se(replicates(log_w, o["n_groups"])), acc, ess(log_w, 0)
+        s = summarise_weights(log_w, o["n_groups"])
+        return {"log_px": -s["log_px"], "se": s["se"], "acceptance": acc, "ess": s["ess"]}
 
-    start = time.perf_counter()
     with eval_mode(model):
-        parts = [run_reverse(i) for i in range(0, x.shape[0], group)]
-    seconds = (time.perf_counter() - start) / x.shape[0]
+        out, seconds = over_image_groups(x, group, run_reverse, rng, progress="BDMC (reverse AIS)",
+                                         per_image=(z_exact, steps.T))
     upper = Estimate(
-        estimator="ais-reverse", log_px=np.concatenate([to_numpy(p[0]) for p in parts]),
-        se=np.concatenate([to_numpy(p[1]) for p in parts]), n_samples=n_chains, seconds_per_image=seconds,
-        acceptance=np.concatenate([to_numpy(p[2]) for p in parts]), settings=dict(o),
-        ess=np.concatenate([to_numpy(p[3]) for p in parts]), kind="upper bound",
+        estimator="ais-reverse", log_px=out["log_px"], se=out["se"], n_samples=n_chains, seconds_per_image=seconds,
+        acceptance=out["acceptance"], settings=dict(o), ess=out["ess"], kind="upper bound",
     )
     return BDMCResult(lower, upper)

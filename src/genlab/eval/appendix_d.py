@@ -34,10 +34,12 @@ from genlab.eval.estimate import (
     check_images,
     check_positive,
     converged,
-    ess,
     eval_mode,
+    log_joint,
+    log_mean_exp_se,
+    normal,
     over_image_groups,
-    replicate_se,
+    summarise_weights,
 )
 from genlab.eval.hmc import DualAveraging, Point, hmc_step, value_and_grad
 
@@ -48,7 +50,7 @@ def posterior_target(model: nn.Module, x: torch.Tensor):
     """log p(z) + log p(x|z) and its gradient, as an HMC target over z (C, B, d)."""
 
     def target(z: torch.Tensor) -> Point:
-        logp, grad = value_and_grad(lambda v: model.log_prior(v) + model.log_likelihood(x, v), z)
+        logp, grad = value_and_grad(lambda v: log_joint(model, x, v), z)
         return Point(z, logp, grad)
 
     return target
@@ -69,6 +71,63 @@ def _fit_log_density(fit: torch.Tensor, evaluate: torch.Tensor, density: str, n_
                           "(or use density='gaussian')") from err
     gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed).fit(fit.cpu().numpy())
     return torch.as_tensor(gmm.score_samples(evaluate.cpu().numpy()), device=evaluate.device)
+
+
+class Chains:
+    """`n_chains` HMC chains per image over the posterior p(z|x) ~ p(z) p(x|z), started at the encoder."""
+
+    def __init__(self, target, point: Point, mean: torch.Tensor, scale: torch.Tensor, n_leapfrog: int,
+                 g: ImageRNG) -> None:
+        self.target, self.point, self.mean, self.scale, self.n_leapfrog, self.g = target, point, mean, scale, n_leapfrog, g
+        self.step = torch.zeros_like(mean[:, 0])
+
+    @classmethod
+    def at_the_encoder(cls, model: nn.Module, x: torch.Tensor, g: ImageRNG, n_chains: int, n_leapfrog: int,
+                       precondition: bool) -> "Chains":
+        """Chains drawn from q(z|x); `precondition` scales the momenta by the encoder's standard deviations."""
+        with torch.no_grad():
+            mean, logvar = model.encode(x)
+        scale = torch.exp(0.5 * logvar) if precondition else torch.ones_like(mean)
+        target = posterior_target(model, x)
+        point = target(mean + scale * normal(g, (n_chains, *mean.shape), mean))
+        return cls(target, point, mean, scale, n_leapfrog, g)
+
+    def burn_in(self, n_steps: int, initial_step_size: float, target_accept: float) -> None:
+        """Move the chains `n_steps` while adapting the step size per image; then freeze it."""
+        adapt = DualAveraging(torch.full_like(self.mean[:, 0], initial_step_size), target_accept)
+        for _ in range(n_steps):
+            self.point, acc = hmc_step(self.point, self.target, adapt.step_size, self.n_leapfrog, self.scale, self.g)
+            adapt.update(acc.mean(0))
+        self.step = adapt.final() if n_steps else adapt.step_size
+
+    def draw(self, n_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z, log p(x, z) and the acceptance probability after each of `n_steps` transitions, (steps, C, B, ...)."""
+        zs, logps, accs = [], [], []
+        for _ in range(n_steps):
+            self.point, acc = hmc_step(self.point, self.target, self.step, self.n_leapfrog, self.scale, self.g)
+            zs.append(self.point.z), logps.append(self.point.logp), accs.append(acc)
+        return torch.stack(zs), torch.stack(logps), torch.stack(accs)
+
+
+def reciprocal_estimate(z_fit: torch.Tensor, z_new: torch.Tensor, joint: torch.Tensor, mean: torch.Tensor,
+                        scale: torch.Tensor, density: str, n_components: int, n_groups: int,
+                        seed: int) -> dict[str, torch.Tensor]:
+    """One image: fit q to `z_fit` (steps, C, d), then log p(x) = -log mean q(z) / p(x, z) over `z_new`
+    with its log joint `joint` (steps, C); se from `n_groups` groups of chains, ESS, and the gain of
+    all draws over the first quarter."""
+    steps, n_chains, d = z_new.shape
+    # Fit in the encoder's whitened coordinates (better conditioned); the Jacobian of
+    # u = (z - mean) / scale turns log q(u) into log q(z).
+    u_fit = ((z_fit - mean) / scale).reshape(-1, d).double()
+    u_new = ((z_new - mean) / scale).double()
+    log_q = _fit_log_density(u_fit, u_new.reshape(-1, d), density, n_components, seed)
+    log_q = log_q.reshape(steps, n_chains) - scale.double().log().sum()
+    log_ratio = log_q - joint.double()  # log q(z) / (p(z) p(x|z)), (steps, C)
+    # chain after chain, so that a replicate group is whole chains (batch means)
+    s = summarise_weights(log_ratio.T.reshape(-1), n_groups, unit=steps)
+    lme_first = log_mean_exp_se(log_ratio[: max(1, steps // 4)].reshape(-1))[0]
+    # (-lme) - (-lme_first): all draws minus the first quarter
+    return {"log_px": -s["log_px"], "se": s["se"], "ess": s["ess"], "gain": lme_first - s["log_px"]}
 
 
 def appendix_d(
@@ -111,50 +170,16 @@ def appendix_d(
     rng = ImageRNG.for_images(x, seed, image_ids)
 
     def run(xb: torch.Tensor, g: ImageRNG) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            mean, logvar = model.encode(xb)
-        scale = torch.exp(0.5 * logvar) if precondition else torch.ones_like(mean)
-        target = posterior_target(model, xb)
-        z0 = mean + scale * g.normal((n_chains, *mean.shape), mean)
-        point = target(z0)
-        adapt = DualAveraging(torch.full_like(mean[:, 0], initial_step_size), target_accept)
-        for _ in range(burn_in):
-            point, acc = hmc_step(point, target, adapt.step_size, n_leapfrog, scale, g)
-            adapt.update(acc.mean(0))
-        step = adapt.final() if burn_in else adapt.step_size
-
-        def draw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            nonlocal point
-            zs, logps, accs = [], [], []
-            for _ in range(steps):
-                point, acc = hmc_step(point, target, step, n_leapfrog, scale, g)
-                zs.append(point.z), logps.append(point.logp), accs.append(acc)
-            return torch.stack(zs), torch.stack(logps), torch.stack(accs)  # (steps, C, B, ...)
-
-        z_fit, _, acc_fit = draw()
-        z_new, log_joint, acc_new = draw()
-        log_px, se, ess_b, gain = [], [], [], []
-        groups = max(1, min(n_groups, n_chains))
-        per_group = n_chains // groups
-        for b in range(xb.shape[0]):
-            # Fit in the encoder's whitened coordinates (better conditioned); the Jacobian of
-            # u = (z - mean) / scale turns log q(u) into log q(z).
-            u_fit = ((z_fit[:, :, b] - mean[b]) / scale[b]).reshape(-1, mean.shape[1]).double()
-            u_new = ((z_new[:, :, b] - mean[b]) / scale[b]).double()
-            log_q = _fit_log_density(u_fit, u_new.reshape(-1, mean.shape[1]), density, n_components, seed)
-            log_q = log_q.reshape(steps, n_chains) - scale[b].double().log().sum()
-            log_ratio = log_q - log_joint[:, :, b].double()  # log q(z) / (p(z) p(x|z)), (steps, C)
-            flat = log_ratio.reshape(-1)
-            lme = torch.logsumexp(flat, 0) - math.log(flat.numel())
-            by_group = log_ratio[:, : groups * per_group].reshape(steps, groups, per_group)
-            group_lme = torch.logsumexp(by_group, (0, 2)) - math.log(steps * per_group)
-            first = log_ratio[: max(1, steps // 4)].reshape(-1)
-            lme_first = torch.logsumexp(first, 0) - math.log(first.numel())
-            log_px.append(-lme), se.append(replicate_se(-group_lme)), ess_b.append(ess(flat, 0))
-            gain.append(lme_first - lme)  # (-lme) - (-lme_first): all draws minus the first quarter
-        accept = torch.cat([acc_fit, acc_new]).mean((0, 1))
-        return {"log_px": torch.stack(log_px), "se": torch.stack(se), "ess": torch.stack(ess_b),
-                "gain": torch.stack(gain), "acceptance": accept, "step_size": step}
+        chains = Chains.at_the_encoder(model, xb, g, n_chains, n_leapfrog, precondition)
+        chains.burn_in(burn_in, initial_step_size, target_accept)
+        z_fit, _, acc_fit = chains.draw(steps)   # 1. L posterior samples to fit q(z) to
+        z_new, joint, acc_new = chains.draw(steps)  # 2. L new ones for the estimate
+        per_image = [reciprocal_estimate(z_fit[:, :, b], z_new[:, :, b], joint[:, :, b], chains.mean[b],
+                                         chains.scale[b], density, n_components, n_groups, seed)
+                     for b in range(xb.shape[0])]
+        out = {k: torch.stack([o[k] for o in per_image]) for k in per_image[0]}
+        out.update(acceptance=torch.cat([acc_fit, acc_new]).mean((0, 1)), step_size=chains.step)
+        return out
 
     with eval_mode(model):
         out, seconds = over_image_groups(x, max(1, batch_size // n_chains), run, rng, progress="Appendix D")

@@ -1,4 +1,8 @@
-"""What every marginal-likelihood estimator returns, and the helpers they share.
+"""What every marginal-likelihood estimator returns, and the toolkit they share: the log joint
+(`log_joint`), random numbers (`normal`, `uniform`: from a torch.Generator or one stream per image,
+`ImageRNG`), replicate blocks and groups of chains (`replicates`, `summarise_weights`), and running
+over groups of images with a progress bar (`over_image_groups`). IS, AIS, BDMC and Appendix D use
+these and nothing of their own.
 
 Error bars and the convergence rule (one place, used by every estimator)
 ------------------------------------------------------------------------
@@ -20,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.progress import progress as progress_bar
 
 
 @dataclass
@@ -74,11 +78,13 @@ def ess(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
 
 
-def replicates(log_w: torch.Tensor, n_blocks: int) -> torch.Tensor:
-    """log-mean-exp of each of `n_blocks` disjoint contiguous blocks along dim 0: (R, ...)."""
-    n = log_w.shape[0]
-    r = max(1, min(n_blocks, n))
-    size = n // r
+def replicates(log_w: torch.Tensor, n_blocks: int, unit: int = 1) -> torch.Tensor:
+    """log-mean-exp of each of `n_blocks` disjoint contiguous blocks along dim 0: (R, ...). Blocks hold
+    whole units of `unit` entries (e.g. all the draws of one chain, stored chain after chain), so a
+    block is a group of chains; entries past the last whole block are left out of the blocks."""
+    units = log_w.shape[0] // unit
+    r = max(1, min(n_blocks, units))
+    size = (units // r) * unit
     blocks = log_w[: size * r].reshape(r, size, *log_w.shape[1:])
     return torch.logsumexp(blocks, 1) - math.log(size)
 
@@ -91,11 +97,12 @@ def replicate_se(block_estimates: torch.Tensor) -> torch.Tensor:
     return block_estimates.std(0) / math.sqrt(r)
 
 
-def summarise_weights(log_w: torch.Tensor, n_blocks: int = N_BLOCKS) -> dict[str, torch.Tensor]:
-    """For (n, B) log weights: log p(x), replicate se, ESS, the gain over the block mean, and the
-    delta-method se (kept for comparison only)."""
+def summarise_weights(log_w: torch.Tensor, n_blocks: int = N_BLOCKS, unit: int = 1) -> dict[str, torch.Tensor]:
+    """For (n, B) log weights: log p(x), replicate se (blocks of whole `unit`s, see `replicates`), ESS,
+    the gain over the block mean, and the delta-method se (kept for comparison only). IS's blocks of
+    samples, AIS's and BDMC's groups of chains and Appendix D's groups of chains all come from here."""
     log_px, delta = log_mean_exp_se(log_w, 0)
-    blocks = replicates(log_w, n_blocks)
+    blocks = replicates(log_w, n_blocks, unit)
     return {"log_px": log_px, "se": replicate_se(blocks), "ess": ess(log_w, 0),
             "gain": log_px - blocks.mean(0), "delta_se": delta}
 
@@ -124,6 +131,26 @@ def check_positive(**values: int) -> None:
     for name, v in values.items():
         if int(v) < 1:
             raise GenlabError(f"{name} must be a positive integer, got {v}")
+
+
+def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """log p(z) + log p(x|z), z (..., B, d) -> (..., B): the unnormalised posterior every estimator targets."""
+    return model.log_prior(z) + model.log_likelihood(x, z)
+
+
+def normal(rng, shape, like: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) numbers of `shape` on `like`'s device and dtype, from `rng`: an `ImageRNG` (one stream per
+    image, image axis 1), a torch.Generator, or None (torch's global generator)."""
+    if isinstance(rng, ImageRNG):
+        return rng.normal(shape, like)
+    return torch.randn(shape, generator=rng, device=like.device, dtype=like.dtype)
+
+
+def uniform(rng, shape, like: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) numbers, from `rng` as in `normal`."""
+    if isinstance(rng, ImageRNG):
+        return rng.uniform(shape, like)
+    return torch.rand(shape, generator=rng, device=like.device, dtype=like.dtype)
 
 
 def make_generator(x: torch.Tensor, seed: int) -> torch.Generator:
@@ -179,32 +206,20 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def over_image_groups(x: torch.Tensor, group: int, fn: Callable[..., dict[str, torch.Tensor]],
-                      rng: ImageRNG | None = None, progress: str | None = None) -> tuple[dict[str, np.ndarray], float]:
+                      rng: ImageRNG | None = None, progress: str | None = None,
+                      per_image: Sequence[torch.Tensor] = ()) -> tuple[dict[str, np.ndarray], float]:
     """Run `fn` on groups of at most `group` images (memory bound), concatenate its per-image
     outputs and return them with the CPU/GPU wall time per image. With `rng`, `fn` gets the
-    group's slice of it as a second argument. `progress` names a rich progress bar (transient)."""
+    group's slice of it as a second argument; then the group's rows of each `per_image` tensor
+    (image axis 0). `progress` names the progress bar (`genlab.progress`)."""
     start = time.perf_counter()
     group = max(1, group)
-    starts = list(range(0, x.shape[0], group))
     outs: list[dict[str, torch.Tensor]] = []
     with progress_bar(progress, x.shape[0]) as advance:
-        for i in starts:
-            xb = x[i:i + group]
-            outs.append(fn(xb) if rng is None else fn(xb, rng[i:i + group]))
-            advance(xb.shape[0])
+        for i in range(0, x.shape[0], group):
+            rows = slice(i, i + group)
+            extra = [t[rows] for t in per_image]
+            outs.append(fn(x[rows], *extra) if rng is None else fn(x[rows], rng[rows], *extra))
+            advance(x[rows].shape[0])
     seconds = (time.perf_counter() - start) / x.shape[0]
     return {k: np.concatenate([to_numpy(o[k]) for o in outs]) for k in outs[0]}, seconds
-
-
-@contextlib.contextmanager
-def progress_bar(description: str | None, total: int):
-    """A transient rich progress bar over images on an interactive terminal; a no-op otherwise
-    (tests, pipes). Yields `advance(n)`."""
-    if description is None or not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)

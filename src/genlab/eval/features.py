@@ -33,12 +33,14 @@ from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from genlab.defaults import FID, FID_DIMS
 from genlab.errors import GenlabError, Interrupted
+from genlab.io import file_digest
 from genlab.progress import progress
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV = "GENLAB_FID_WEIGHTS"
-DIMS = tuple(InceptionV3.BLOCK_INDEX_BY_DIM)  # (64, 192, 768, 2048)
+DIMS = FID_DIMS  # the keys of pytorch-fid's InceptionV3.BLOCK_INDEX_BY_DIM (a test checks they agree)
 FALLBACK_LABEL = "fallback: NOT comparable to published FID"
 # Calibrating BatchNorm needs a few hundred images, not the whole dataset.
 MAX_CALIBRATION_IMAGES = 500
@@ -133,11 +135,7 @@ def _file_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _hash_memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _hash_memo[key] = h.hexdigest()
+        _hash_memo[key] = file_digest(path)
     return _hash_memo[key]
 
 
@@ -248,7 +246,7 @@ def _finish(net: InceptionV3, dev: torch.device, channels_last: bool | None,
     return net, layout
 
 
-def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 2048,
+def inception_extractor(weights: str | os.PathLike | None = None, dims: int = FID["dims"],
                         device: str | torch.device | None = None,
                         channels_last: bool | None = None) -> FeatureExtractor:
     """The FID Inception network with weights from a local file (see `resolve_weights`).
@@ -311,8 +309,8 @@ def take_images(images: Iterable[torch.Tensor], n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def fallback_extractor(calibration_images: torch.Tensor | Iterable[torch.Tensor] | str | os.PathLike,
-                       seed: int = 0, dims: int = 2048, device: str | torch.device | None = None,
-                       batch_size: int = 50, max_images: int = MAX_CALIBRATION_IMAGES,
+                       seed: int = 0, dims: int = FID["dims"], device: str | torch.device | None = None,
+                       batch_size: int = FID["batch_size"], max_images: int = MAX_CALIBRATION_IMAGES,
                        channels_last: bool | None = None) -> FeatureExtractor:
     """The FID network with seeded He weights and BatchNorm statistics set on real images.
 
@@ -373,7 +371,7 @@ def _load_image(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
 
 
-def iter_folder(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[torch.Tensor]:
+def iter_folder(folder: str | os.PathLike, batch_size: int = FID["batch_size"]) -> Iterator[torch.Tensor]:
     """Batches of [0,1] tensors from an image folder (one size per batch, as pytorch-fid requires)."""
     files = list_images(folder)
     for start in range(0, len(files), batch_size):
@@ -424,7 +422,7 @@ def _rebatch(images: torch.Tensor | Iterable, batch_size: int, limit: int | None
 
 
 def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | Iterable,
-                          batch_size: int = 50, limit: int | None = None, *,
+                          batch_size: int = FID["batch_size"], limit: int | None = None, *,
                           description: str = "FID features", total: int | None = None,
                           should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """(N, dims) float32 features of [0,1] images: a tensor, or an iterable of batches.
@@ -450,7 +448,7 @@ def features_from_tensors(extractor: FeatureExtractor, images: torch.Tensor | It
 
 
 def features_from_folder(extractor: FeatureExtractor, folder: str | os.PathLike,
-                         batch_size: int = 50) -> np.ndarray:
+                         batch_size: int = FID["batch_size"]) -> np.ndarray:
     """Features of every image in a folder, read like `python -m pytorch_fid` reads it."""
     total = len(list_images(folder))
     return features_from_tensors(extractor, iter_folder(folder, batch_size), batch_size,

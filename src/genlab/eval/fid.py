@@ -169,7 +169,7 @@ def stats_cache_key(dataset_id: str, transform: str, n: int, extractor: FeatureE
 
 
 def cached_stats(extractor: FeatureExtractor, images: torch.Tensor | Iterable | Callable[[], Iterable],
-                 dataset_id: str, n: int, transform: str = "", batch_size: int = 50,
+                 dataset_id: str, n: int, transform: str = "", batch_size: int = FID["batch_size"],
                  cache: bool = True, *, description: str | None = None) -> Stats:
     """Statistics of the first `n` images, computed once per (dataset, transform, n, extractor).
 
@@ -223,7 +223,7 @@ class FIDResult:
 
 
 def fid_from_stats(a: Stats, b: Stats, dims: int | None = None, extractor: FeatureExtractor | None = None,
-                   kid_subset_size: int | None = None, kid_subsets: int = 100) -> FIDResult:
+                   kid_subset_size: int | None = None, kid_subsets: int = FID["kid_subsets"]) -> FIDResult:
     """FID (and KID when both sides carry features) between two statistics."""
     value = frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
     kid_mean = kid_std = subset = None
@@ -242,7 +242,7 @@ def _is_stats_file(path: str | os.PathLike) -> bool:
     return str(path).endswith(".npz")
 
 
-def folder_stats(extractor: FeatureExtractor, folder: str | os.PathLike, batch_size: int = 50,
+def folder_stats(extractor: FeatureExtractor, folder: str | os.PathLike, batch_size: int = FID["batch_size"],
                  cache: bool = True) -> Stats:
     """Statistics of every image in a folder (read like pytorch-fid reads it), cached on disk by the
     folder's content (names and bytes of its images) and the extractor: a second `genlab fid` on the
@@ -275,9 +275,9 @@ def _stats_of_path(path: str | os.PathLike, extractor: FeatureExtractor | None, 
 
 
 def fid_between(path_a: str | os.PathLike, path_b: str | os.PathLike, weights: str | os.PathLike | None = None,
-                dims: int = 2048, batch_size: int = 50, device: str | torch.device | None = None,
+                dims: int = FID["dims"], batch_size: int = FID["batch_size"], device: str | torch.device | None = None,
                 extractor: FeatureExtractor | None = None, kid_subset_size: int | None = None,
-                kid_subsets: int = 100, cache: bool = True) -> FIDResult:
+                kid_subsets: int = FID["kid_subsets"], cache: bool = True) -> FIDResult:
     """FID between two image folders or `.npz` statistics files, like `python -m pytorch_fid A B`.
 
     The Inception weights are only needed (and only loaded) when a side is an image folder.
@@ -330,16 +330,17 @@ def format_result(result: FIDResult) -> str:
 class FIDEvaluator:
     """Real statistics held once; call it with generated images for an `FIDResult` (FID + KID)."""
 
-    def __init__(self, extractor: FeatureExtractor, real: Stats, batch_size: int = 50,
-                 kid_subset_size: int | None = None, kid_subsets: int = 100):
+    def __init__(self, extractor: FeatureExtractor, real: Stats, batch_size: int = FID["batch_size"],
+                 kid_subset_size: int | None = None, kid_subsets: int = FID["kid_subsets"]):
         self.extractor, self.real, self.batch_size = extractor, real, batch_size
         self.kid_subset_size, self.kid_subsets = kid_subset_size, kid_subsets
 
     @classmethod
     def for_dataset(cls, real_images: torch.Tensor | Iterable | Callable[[], Iterable], dataset_id: str, n: int,
-                    *, transform: str = "", weights: str | os.PathLike | None = None, dims: int = 2048,
+                    *, transform: str = "", weights: str | os.PathLike | None = None, dims: int = FID["dims"],
                     fallback: bool = False, seed: int = 0, device: str | torch.device | None = None,
-                    batch_size: int = 50, kid_subset_size: int | None = None, kid_subsets: int = 100,
+                    batch_size: int = FID["batch_size"], kid_subset_size: int | None = None,
+                    kid_subsets: int = FID["kid_subsets"],
                     cache: bool = True) -> "FIDEvaluator":
         """Build the extractor and get the real statistics of the first `n` images (from cache if there).
 

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 import torch
 
+from genlab.defaults import FID, QUALITY
 from genlab.errors import GenlabError
 from genlab.eval.features import (
     FeatureExtractor,
@@ -92,9 +93,10 @@ def _extractor(run: Run, real: torch.Tensor, dims: int, batch_size: int) -> Feat
     return fallback_extractor(real, seed=seed, dims=dims, batch_size=batch_size)
 
 
-def evaluate_gan_quality(run_dir: str | Path, n: int = 1000, seed: int = 0, which: str = "best",
-                         extractor: FeatureExtractor | None = None, dims: int = 2048, k: int = K,
-                         kid_subsets: int = 100, kid_subset_size: int | None = None, batch_size: int = 50,
+def evaluate_gan_quality(run_dir: str | Path, n: int = QUALITY["n"], seed: int = 0, which: str = "best",
+                         extractor: FeatureExtractor | None = None, dims: int = FID["dims"], k: int = K,
+                         kid_subsets: int = FID["kid_subsets"], kid_subset_size: int | None = None,
+                         batch_size: int = FID["batch_size"],
                          device: str | torch.device = "cpu", write: bool = True,
                          model: torch.nn.Module | None = None) -> dict[str, Any]:
     """FD, KID (+ se), precision and recall of `n` samples of the run's `which` checkpoint (or of `model`,

@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from genlab.eval.estimate import normal, uniform
+
 
 @dataclass
 class Point:
@@ -39,19 +41,6 @@ def value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) 
     return value.detach(), grad.detach()
 
 
-def _normal(shape, generator, like: torch.Tensor) -> torch.Tensor:
-    """From a torch.Generator, or per image from a `genlab.eval.estimate.ImageRNG` (image axis 1)."""
-    if hasattr(generator, "normal"):
-        return generator.normal(shape, like)
-    return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
-
-
-def _uniform(shape, generator, like: torch.Tensor) -> torch.Tensor:
-    if hasattr(generator, "uniform"):
-        return generator.uniform(shape, like)
-    return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-
-
 def _select(accept: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     mask = accept.reshape(accept.shape + (1,) * (new.dim() - accept.dim()))
     return torch.where(mask, new, old)
@@ -65,13 +54,14 @@ def hmc_step(
     scale: torch.Tensor | None = None,
     generator=None,
 ) -> tuple[Point, torch.Tensor]:
-    """One HMC transition per chain. `step_size` is (B,). Returns the new point and the Metropolis
+    """One HMC transition per chain. `step_size` is (B,); `generator` a torch.Generator or an
+    `ImageRNG` (genlab.eval.estimate.normal). Returns the new point and the Metropolis
     acceptance probability min(1, exp(-dH)) per chain (C, B)."""
     z0 = point.z
     eps = step_size.to(z0.dtype)[:, None]  # (B, 1), broadcasts over chains and latent dims
     s = torch.ones_like(z0[0]) if scale is None else scale
     # Momentum in whitened units r ~ N(0, I): dz = eps * s * r, dr = eps * s * grad log p.
-    r0 = _normal(z0.shape, generator, z0)
+    r0 = normal(generator, z0.shape, z0)
     r = r0 + 0.5 * eps * s * point.grad
     z = z0
     for i in range(n_leapfrog):
@@ -83,7 +73,7 @@ def hmc_step(
     log_ratio = (new.logp - 0.5 * r.pow(2).sum(-1)) - (point.logp - 0.5 * r0.pow(2).sum(-1))
     log_ratio = torch.nan_to_num(log_ratio, nan=-math.inf)
     accept_prob = log_ratio.clamp(max=0).exp()
-    u = _uniform(accept_prob.shape, generator, z0)
+    u = uniform(generator, accept_prob.shape, z0)
     accept = u < accept_prob
     out = Point(
         _select(accept, new.z, point.z),

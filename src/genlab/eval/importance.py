@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genlab.defaults import IS_PROPOSALS, LOGLIK
 from genlab.errors import GenlabError
 from genlab.eval.estimate import (
     N_BLOCKS,
@@ -32,29 +33,13 @@ from genlab.eval.estimate import (
     check_positive,
     converged,
     eval_mode,
+    log_joint,
+    normal,
     over_image_groups,
     summarise_weights,
+    uniform,
 )
 from genlab.models.distributions import LOG_2PI, log_normal_diag
-
-PROPOSALS = ("laplace", "encoder")
-
-
-def _normal(rng, shape, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(rng, ImageRNG):
-        return rng.normal(shape, like)
-    return torch.randn(shape, generator=rng, device=like.device, dtype=like.dtype)
-
-
-def _uniform(rng, shape, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(rng, ImageRNG):
-        return rng.uniform(shape, like)
-    return torch.rand(shape, generator=rng, device=like.device, dtype=like.dtype)
-
-
-def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """log p(z) + log p(x|z), z (..., B, d) -> (..., B)."""
-    return model.log_prior(z) + model.log_likelihood(x, z)
 
 
 @torch.no_grad()
@@ -69,7 +54,7 @@ def log_importance_weights(model: nn.Module, x: torch.Tensor, n_samples: int, ba
     out = []
     for start in range(0, n_samples, chunk):
         k = min(chunk, n_samples - start)
-        z = mean + std * _normal(generator, (k, *mean.shape), mean)
+        z = mean + std * normal(generator, (k, *mean.shape), mean)
         out.append(log_joint(model, x, z) - log_normal_diag(z, mean, logvar))
     return torch.cat(out)
 
@@ -164,8 +149,8 @@ def laplace_log_weights(model: nn.Module, x: torch.Tensor, fit: LaplaceFit, n_sa
     chunk = max(1, batch_size // x.shape[0])
     log_a, log_1a = math.log(defensive) if defensive > 0 else -math.inf, math.log1p(-defensive)
     # all draws up front: an image's numbers must not depend on how K is cut into chunks
-    u_all = _normal(rng, (n_samples, *fit.mode.shape), fit.mode)
-    wide_all = _uniform(rng, (n_samples, fit.mode.shape[0]), fit.mode) < defensive
+    u_all = normal(rng, (n_samples, *fit.mode.shape), fit.mode)
+    wide_all = uniform(rng, (n_samples, fit.mode.shape[0]), fit.mode) < defensive
     out = []
     for start in range(0, n_samples, chunk):
         k = min(chunk, n_samples - start)
@@ -180,10 +165,10 @@ def laplace_log_weights(model: nn.Module, x: torch.Tensor, fit: LaplaceFit, n_sa
     return torch.cat(out)
 
 
-def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000, *,
+def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = LOGLIK["samples"], *,
                         proposal: str = "laplace", defensive: float = 0.1, inflation: float = 1.25,
                         mode_steps: int = 200, n_blocks: int = N_BLOCKS, elbo_samples: int = 100, batch_size: int = 256,
-                        seed: int = 0, image_ids=None) -> Estimate:
+                        seed: int = LOGLIK["seed"], image_ids=None) -> Estimate:
     """Per-image IS estimate of log p(x) (nats) with the replicate standard error (`n_blocks`
     disjoint blocks), the ESS of the weights, the gain from K/n_blocks to K and the converged flag.
     The ELBO and its se ride along in `extras`: the mean log weight with the encoder proposal,
@@ -192,8 +177,8 @@ def importance_sampling(model: nn.Module, x: torch.Tensor, n_samples: int = 1000
     image's value does not depend on the other images scored with it."""
     check_images(x)
     check_positive(n_samples=n_samples, batch_size=batch_size, n_blocks=n_blocks, elbo_samples=elbo_samples)
-    if proposal not in PROPOSALS:
-        raise GenlabError(f"IS proposal must be one of {PROPOSALS}, got {proposal!r}")
+    if proposal not in IS_PROPOSALS:
+        raise GenlabError(f"IS proposal must be one of {IS_PROPOSALS}, got {proposal!r}")
     if not 0 <= defensive < 1 or inflation < 1:
         raise GenlabError(f"defensive must be in [0, 1) and inflation >= 1, got {defensive}, {inflation}")
     rng = ImageRNG.for_images(x, seed, image_ids)

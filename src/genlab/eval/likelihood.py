@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab.defaults import ESTIMATORS, LOGLIK
 from genlab.errors import GenlabError
 from genlab.eval import units
 from genlab.eval.ais import BDMCResult, ais, bdmc, simulate  # noqa: F401  (re-exported)
@@ -41,7 +42,6 @@ CONVERGENCE_RULE = (f"converged = ESS >= {CONVERGENCE['min_ess_samples']} import
                     f"{CONVERGENCE['max_gain']} nat (IS: K/10 -> K; AIS: a quarter of the temperatures -> all; "
                     "Appendix D: a quarter of the draws -> all)")
 
-ESTIMATORS = ("is", "appendix-d", "ais")
 NAMES = {
     "is": "importance sampling (stochastic lower bound)",
     "appendix-d": "Kingma & Welling Appendix D (HMC + fitted q(z), reciprocal IS): a DIAGNOSTIC, it can err "
@@ -223,8 +223,8 @@ def loglik_table(
     images: torch.Tensor,
     image_ids: Sequence | None = None,
     estimators: str | Sequence[str] = ("is",),
-    samples: int = 1000,
-    seed: int = 0,
+    samples: int = LOGLIK["samples"],
+    seed: int = LOGLIK["seed"],
     batch_size: int = 256,
     **estimator_options: dict[str, Any],
 ) -> LoglikTable:

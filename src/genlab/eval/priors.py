@@ -44,10 +44,11 @@ def feature_evaluator(cfg, real: torch.Tensor, dataset_id: str):
     from genlab.eval.features import choose_extractor
     from genlab.eval.fid import FIDEvaluator
 
-    p = cfg.model.priors
-    kind = choose_extractor(p.fid_extractor, p.fid_weights, "model.priors.fid_extractor")
-    return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=p.fid_weights,
-                                    dims=p.fid_dims, fallback=kind == "fallback", seed=cfg.trainer.seed)
+    fid = cfg.model.priors.fid
+    kind = choose_extractor(fid.extractor, fid.weights, "model.priors.fid.extractor")
+    return FIDEvaluator.for_dataset(real, dataset_id=dataset_id, n=len(real), weights=fid.weights, dims=fid.dims,
+                                    fallback=kind == "fallback", seed=cfg.trainer.seed, batch_size=fid.batch_size,
+                                    kid_subset_size=fid.kid_subset_size)
 
 
 def fd_kid(evaluator, images: torch.Tensor) -> dict[str, Any]:
