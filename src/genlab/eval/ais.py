@@ -86,6 +86,11 @@ class _Path:
         if init == "prior":
             self.mean, self.logvar = torch.zeros_like(self.mean), torch.zeros_like(self.logvar)
 
+    @property
+    def scale(self) -> torch.Tensor | None:
+        """HMC's preconditioner: the encoder's standard deviations (init='encoder'), else none."""
+        return torch.exp(0.5 * self.logvar) if self.init == "encoder" else None
+
     def sample_p0(self, n_chains: int, g: ImageRNG) -> torch.Tensor:
         eps = normal(g, (n_chains, *self.mean.shape), self.mean)
         return self.mean + torch.exp(0.5 * self.logvar) * eps
@@ -172,35 +177,46 @@ def ais(
 
     def run(xb: torch.Tensor, rb: ImageRNG) -> dict[str, torch.Tensor]:
         path = _Path(model, xb, init)
-        scale = torch.exp(0.5 * path.logvar) if init == "encoder" else None
-        point = path.evaluate(path.sample_p0(n_chains, rb), 0.0)
-        _, log_w, used, acc = _anneal(path, point, betas, None, n_leapfrog, scale, rb, step_size, target_accept)
+        log_w, used, acc = forward_chains(path, n_chains, betas, n_leapfrog, rb, step_size, target_accept)
         steps_used.append(used)
         out = {k: v for k, v in summarise_weights(log_w, n_groups).items() if k != "gain"}
         out.update(acceptance=acc, final_step_size=used[-1])
-        log_px = out["log_px"]
-        if check:
-            point = path.evaluate(path.sample_p0(n_chains, rb), 0.0)
-            _, log_w4, _, _ = _anneal(path, point, quarter, None, n_leapfrog, scale, rb, step_size, target_accept)
+        if check:  # the convergence gain: full schedule minus a run with a quarter of the temperatures
+            log_w4, _, _ = forward_chains(path, n_chains, quarter, n_leapfrog, rb, step_size, target_accept)
             out["quarter_log_px"] = log_mean_exp_se(log_w4, 0)[0]
-            out["gain"] = log_px - out["quarter_log_px"]
+            out["gain"] = out["log_px"] - out["quarter_log_px"]
         else:
-            out["gain"] = torch.full_like(log_px, math.nan)
+            out["gain"] = torch.full_like(out["log_px"], math.nan)
         return out
 
     with eval_mode(model):
         out, seconds = over_image_groups(x, max(1, batch_size // n_chains), run, rng, progress="AIS")
-    est = Estimate(
+    settings = dict(n_chains=n_chains, n_intermediate=n_intermediate, schedule=schedule_name, init=init,
+                    n_leapfrog=n_leapfrog, step_size=step_size, target_accept=target_accept, n_groups=n_groups,
+                    check=check, batch_size=batch_size, seed=seed)
+    est = forward_estimate(out, seconds, settings)
+    return (est, torch.cat(steps_used, dim=1)) if _return_steps else est
+
+
+def forward_chains(path: _Path, n_chains: int, betas: torch.Tensor, n_leapfrog: int, rng: ImageRNG,
+                   step_size: float, target_accept: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward AIS run of `n_chains` chains per image, from p0 to the posterior along `betas`:
+    the chains' log weights (C, B), the step sizes used (T, B) and the mean acceptance (B,)."""
+    point = path.evaluate(path.sample_p0(n_chains, rng), 0.0)
+    _, log_w, used, acc = _anneal(path, point, betas, None, n_leapfrog, path.scale, rng, step_size, target_accept)
+    return log_w, used, acc
+
+
+def forward_estimate(out: dict[str, np.ndarray], seconds: float, settings: dict) -> Estimate:
+    """The AIS `Estimate` from the per-image outputs of the forward runs."""
+    n_chains = settings["n_chains"]
+    return Estimate(
         estimator="ais", log_px=out["log_px"], se=out["se"], n_samples=n_chains, seconds_per_image=seconds,
         acceptance=out["acceptance"],
         extras={k: out[k] for k in ("final_step_size", "delta_se", "quarter_log_px") if k in out},
-        settings=dict(n_chains=n_chains, n_intermediate=n_intermediate, schedule=schedule_name, init=init,
-                      n_leapfrog=n_leapfrog, step_size=step_size, target_accept=target_accept, n_groups=n_groups,
-                      check=check, batch_size=batch_size, seed=seed),
-        ess=out["ess"], gain=out["gain"], converged=converged(out["ess"], out["se"], out["gain"], n_chains, chains=True),
-        kind="lower bound",
+        settings=settings, ess=out["ess"], gain=out["gain"],
+        converged=converged(out["ess"], out["se"], out["gain"], n_chains, chains=True), kind="lower bound",
     )
-    return (est, torch.cat(steps_used, dim=1)) if _return_steps else est
 
 
 @dataclass
@@ -230,14 +246,13 @@ def bdmc(model: nn.Module, x: torch.Tensor, z_exact: torch.Tensor, **ais_options
 
     def run_reverse(xb: torch.Tensor, g: ImageRNG, zb: torch.Tensor, fwd_by_image: torch.Tensor) -> dict[str, torch.Tensor]:
         path = _Path(model, xb, o["init"])
-        scale = torch.exp(0.5 * path.logvar) if o["init"] == "encoder" else None
         point = path.evaluate(zb.to(path.mean).expand(n_chains, *zb.shape).clone(), 1.0)
         # Going back, the transition at beta_t (forward step size steps[t-1]) follows the weight
         # update from beta_{t+1} to beta_t; the last one (at beta_0) has no forward twin and is unused.
         fwd = fwd_by_image.T  # (T, group), as the forward run used them
         rev_betas = betas.flip(0)
         rev_steps = torch.cat([fwd[:-1].flip(0), fwd[:1]])
-        _, log_w, _, acc = _anneal(path, point, rev_betas, rev_steps, n_leapfrog, scale, g, 0.0, 0.0)
+        _, log_w, _, acc = _anneal(path, point, rev_betas, rev_steps, n_leapfrog, path.scale, g, 0.0, 0.0)
         # log_w estimates log 1/p(x); the upper bound is minus its log-mean-exp.
         s = summarise_weights(log_w, o["n_groups"])
         return {"log_px": -s["log_px"], "se": s["se"], "acceptance": acc, "ess": s["ess"]}

@@ -73,6 +73,17 @@ def _fit_log_density(fit: torch.Tensor, evaluate: torch.Tensor, density: str, n_
     return torch.as_tensor(gmm.score_samples(evaluate.cpu().numpy()), device=evaluate.device)
 
 
+def _check(n_samples: int, n_chains: int, n_leapfrog: int, batch_size: int, burn_in: int, density: str,
+           target_accept: float) -> None:
+    check_positive(n_samples=n_samples, n_chains=n_chains, n_leapfrog=n_leapfrog, batch_size=batch_size)
+    if burn_in < 0:
+        raise GenlabError(f"burn_in must be >= 0, got {burn_in}")
+    if density not in DENSITIES:
+        raise GenlabError(f"Appendix D density must be one of {DENSITIES}, got {density!r}")
+    if not 0 < target_accept < 1:
+        raise GenlabError(f"target_accept must be in (0, 1), got {target_accept}")
+
+
 class Chains:
     """`n_chains` HMC chains per image over the posterior p(z|x) ~ p(z) p(x|z), started at the encoder."""
 
@@ -159,13 +170,7 @@ def appendix_d(
     A diagnostic, not a bound: it can err in either direction, and with a 128-d latent its fitted
     q(z) is poor (see the module docstring). The table never takes it as the best value."""
     check_images(x)
-    check_positive(n_samples=n_samples, n_chains=n_chains, n_leapfrog=n_leapfrog, batch_size=batch_size)
-    if burn_in < 0:
-        raise GenlabError(f"burn_in must be >= 0, got {burn_in}")
-    if density not in DENSITIES:
-        raise GenlabError(f"Appendix D density must be one of {DENSITIES}, got {density!r}")
-    if not 0 < target_accept < 1:
-        raise GenlabError(f"target_accept must be in (0, 1), got {target_accept}")
+    _check(n_samples, n_chains, n_leapfrog, batch_size, burn_in, density, target_accept)
     steps = math.ceil(n_samples / n_chains)
     rng = ImageRNG.for_images(x, seed, image_ids)
 
