@@ -22,6 +22,11 @@ from genlab.study.report import collect_study, write_study_report
 ONLY_K128 = ["celeba", "dsprites", "bitmoji", "vqvae-K256", "vqvae-K512"]  # the quickest stage alone
 
 
+# the first test here sets up `tiny_study`: all 11 stages, a few minutes on 2 cores (pyproject's
+# per-test timeout counts set-up too), so this module gets a longer limit
+pytestmark = pytest.mark.timeout(1500)
+
+
 def data_args(roots: dict[str, Path]) -> list[str]:
     return [f"{name}={path}" for name, path in roots.items()]
 

@@ -232,18 +232,10 @@ class StudyClock:
         return seconds, time.strftime("%H:%M", time.localtime(time.time() + seconds))
 
 
-def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | None = None,
-              skip: list[str] | None = None, console: Console | None = None,
-              extra_callbacks: list | None = None) -> dict[str, str]:
-    """Run (or continue) the study in folder `out`; returns {stage: what happened}: done (now),
-    finished (before), resumed, skipped, failed. Writes study.json / study.html after every stage."""
-    from genlab.study.report import write_study_report
-
-    console = console or Console()
-    prof = load_profile(profile)
-    roots = parse_data_roots(data)
-    skipped = skipped_stages(skip)
-    folder = Path(out)
+def open_study(folder: Path, prof: Profile, roots: dict[str, str],
+               skipped: dict[str, str]) -> tuple[dict[str, ExperimentConfig], StudyState]:
+    """The training configs of the stages that will run (their datasets checked before anything starts)
+    and the study's state in `folder`, with the skipped stages marked as such."""
     configs = {s.name: stage_config(s, prof, roots, folder) for s in STAGES
                if s.kind == "train" and s.name not in skipped}
     check_datasets(configs)
@@ -253,6 +245,43 @@ def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | No
         state.set(name, "skipped", message=why)
     state.data["skipped"] = skipped
     state.save()
+    return configs, state
+
+
+def attempt_stage(stage: Stage, cfg: ExperimentConfig | None, prof: Profile, folder: Path, state: StudyState, console: Console,
+                  extra_callbacks: list | None) -> str:
+    """Run one stage and record how it went: its outcome, or "failed" with the reason (a user's mistake
+    or a bug: the other stages still run). Ctrl-C or SIGTERM marks it interrupted and stops the study."""
+    try:
+        outcome = run_stage(stage, cfg, prof, folder, state, console, extra_callbacks)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        state.set(stage.name, "interrupted", message=str(exc) or "interrupted (Ctrl-C or SIGTERM)")
+        raise Interrupted(f"study interrupted in stage {stage.name}; continue with the same command "
+                          f"(finished stages are kept, this one resumes)") from None
+    except GenlabError as exc:  # one stage's mistake must not cost the others: record it, go on
+        state.set(stage.name, "failed", message=str(exc))
+        console.print(f"[bold red]stage {stage.name} failed:[/] {exc}")
+        return "failed"
+    except Exception as exc:  # a bug: its traceback is shown, and the other stages still run
+        console.print_exception()
+        state.set(stage.name, "failed", message=f"{type(exc).__name__}: {exc} (a bug: traceback in the log)")
+        return "failed"
+    state.set(stage.name, "done")
+    return outcome
+
+
+def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | None = None,
+              skip: list[str] | None = None, console: Console | None = None,
+              extra_callbacks: list | None = None) -> dict[str, str]:
+    """Run (or continue) the study in folder `out`; returns {stage: what happened}: done (now),
+    finished (before), resumed, skipped, failed. Writes study.json / study.html after every stage."""
+    from genlab.study.report import write_study_report
+
+    console = console or Console()
+    prof = load_profile(profile)
+    skipped = skipped_stages(skip)
+    folder = Path(out)
+    configs, state = open_study(folder, prof, parse_data_roots(data), skipped)
 
     todo = [s for s in STAGES if s.name not in skipped]
     clock = StudyClock({s.name: prof.settings(s.name).minutes for s in STAGES})
@@ -262,31 +291,15 @@ def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | No
                   + f"; expected ~{sum(clock.expected[s.name] for s in todo):.0f} min on a quiet 2-core CPU")
     try:
         for i, stage in enumerate(todo):
-            entry = state.stage(stage.name)
-            if entry.get("status") == "done":
+            if state.stage(stage.name).get("status") == "done":
                 outcome[stage.name] = "finished"
                 continue
             left, at = clock.eta([s.name for s in todo[i:]])
             console.rule(f"[bold][{i + 1}/{len(todo)}] {stage.title}[/] ({stage.name}): ~{clock.expected[stage.name]:.0f} min"
                          f" expected; study ETA {at} ({left / 60:.0f} min left)")
             t0 = time.monotonic()
-            try:
-                outcome[stage.name] = run_stage(stage, configs.get(stage.name), prof, folder, state, console,
+            outcome[stage.name] = attempt_stage(stage, configs.get(stage.name), prof, folder, state, console,
                                                 extra_callbacks)
-            except (KeyboardInterrupt, Interrupted) as exc:
-                state.set(stage.name, "interrupted", message=str(exc) or "interrupted (Ctrl-C or SIGTERM)")
-                raise Interrupted(f"study interrupted in stage {stage.name}; continue with the same command "
-                                  f"(finished stages are kept, this one resumes)") from None
-            except GenlabError as exc:  # one stage's mistake must not cost the others: record it, go on
-                state.set(stage.name, "failed", message=str(exc))
-                outcome[stage.name] = "failed"
-                console.print(f"[bold red]stage {stage.name} failed:[/] {exc}")
-            except Exception as exc:  # a bug: its traceback is shown, and the other stages still run
-                console.print_exception()
-                state.set(stage.name, "failed", message=f"{type(exc).__name__}: {exc} (a bug: traceback in the log)")
-                outcome[stage.name] = "failed"
-            else:
-                state.set(stage.name, "done")
             clock.record(stage.name, time.monotonic() - t0)
             write_study_report(folder)
     finally:
