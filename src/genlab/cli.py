@@ -14,6 +14,7 @@ import sys
 
 from rich.console import Console
 
+from genlab import defaults as D
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import write_error
 
@@ -215,9 +216,7 @@ class Parser(argparse.ArgumentParser):
 
 def checkpoint_flag(parser: argparse.ArgumentParser, default: str) -> None:
     """`--checkpoint best|last`, the same on every command that reads a run's weights."""
-    from genlab.defaults import CHECKPOINT_HELP, CHECKPOINTS
-
-    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default=default, help=CHECKPOINT_HELP)
+    parser.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=default, help=D.CHECKPOINT_HELP)
 
 
 def _verbose_flag(parser: argparse.ArgumentParser) -> None:
@@ -227,13 +226,18 @@ def _verbose_flag(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from genlab import __version__
-    from genlab import defaults as D
 
     p = Parser(prog="genlab", description="Train, sample and evaluate deep generative "
                "models of images (VAE, VQ-VAE, DCGAN, LSGAN, BiGAN).")
     p.add_argument("--version", action="version", version=f"genlab {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(sub)
+    return p
 
+
+# --- one function per command: its arguments and the cmd_ function it calls --------------------
+def add_train_command(sub) -> None:
     t = sub.add_parser("train", help="train a model from a config; key=value pairs override it")
     t.add_argument("config", nargs="?", help="YAML file or bundled config name (e.g. vae-dsprites-quick)")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=2 model.beta=4")
@@ -245,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_flag(t)
     t.set_defaults(func=cmd_train)
 
+
+def add_sample_command(sub) -> None:
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
     s.add_argument("run", help="a run directory (as `genlab train` printed it)")
     s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
@@ -253,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_flag(s, D.SAMPLE["which"])
     s.set_defaults(func=cmd_sample)
 
+
+def add_evaluate_command(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a trained run")
     e.add_argument("run", help="a VAE run directory")
     e.add_argument("--loglik", action="store_true", help="marginal log-likelihood of held-out images")
@@ -276,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_flag(e, D.LOGLIK["which"])
     e.set_defaults(func=cmd_evaluate)
 
+
+def add_data_command(sub) -> None:
     d = sub.add_parser("data", help="datasets: info and downloads")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     di = dsub.add_parser("info", help="count, resolutions, labels and a preview grid")
@@ -290,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "genlab cache folder)")
     dd.set_defaults(func=cmd_data_download)
 
+
+def add_traverse_command(sub) -> None:
     tr = sub.add_parser("traverse", help="latent traversals, slerp interpolations and (BiGAN) reconstructions "
                         "of a trained run, into RUN/plots/traverse/")
     tr.add_argument("run", help="a run directory of a model with a latent space (VAE, GAN, BiGAN)")
@@ -308,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_flag(tr, D.TRAVERSE["which"])
     tr.set_defaults(func=cmd_traverse)
 
+
+def add_report_command(sub) -> None:
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
     r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
@@ -315,10 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--embed", action="store_true", help="embed the images: one file, no folder beside it")
     r.set_defaults(func=cmd_report)
 
+
+def add_runs_command(sub) -> None:
     ls = sub.add_parser("runs", help="list the runs in a folder: model, dataset, epochs, status, headline metric")
     ls.add_argument("dir", nargs="?", default="runs", help="runs folder (default: runs)")
     ls.set_defaults(func=cmd_runs)
 
+
+def add_codes_command(sub) -> None:
     cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
                         "of a run into RUN/codes/codes.npz")
     cm.add_argument("run", help="a VQ-VAE run directory")
@@ -327,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_flag(cm, D.CODES["which"])
     cm.set_defaults(func=cmd_codes)
 
+
+def add_prior_command(sub) -> None:
     pr = sub.add_parser("prior", help="VQ-VAE: train a prior over the run's code maps into RUN/priors/KIND/")
     pr.add_argument("run", help="a VQ-VAE run directory with its code maps (`genlab codes RUN`)")
     pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
@@ -341,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_flag(pr)
     pr.set_defaults(func=cmd_prior)
 
+
+def add_prior_eval_command(sub) -> None:
     pe = sub.add_parser("prior-eval", help="VQ-VAE: sample grids, held-out bits per code map and FD/KID "
                         "for each trained prior; one table in RUN/eval/priors.md")
     pe.add_argument("run", help="a VQ-VAE run directory with trained priors")
@@ -352,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_flag(pe, D.PRIOR_EVAL["which"])
     pe.set_defaults(func=cmd_prior_eval)
 
+
+def add_vqvae_sweep_command(sub) -> None:
     sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "
                         "comparison (grid per K; PSNR, usage, compression)")
     sw.add_argument("config", help="YAML file or bundled config name (e.g. vqvae-tinyimagenet-sweep)")
@@ -360,12 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_flag(sw)
     sw.set_defaults(func=cmd_vqvae_sweep)
 
+
+def add_demo_command(sub) -> None:
     m = sub.add_parser("demo", help="the main job: train the study's VAE on dSprites, then evaluate it")
     m.add_argument("--config", default="vae-dsprites-quick", help="YAML file or bundled config name")
     m.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=1")
     _verbose_flag(m)
     m.set_defaults(func=cmd_demo)
 
+
+def add_study_command(sub) -> None:
     st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
@@ -384,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose_flag(st)
     st.set_defaults(func=cmd_study)
 
+
+def add_fid_command(sub) -> None:
     f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
                        "a drop-in for `python -m pytorch_fid A B`")
     f.add_argument("path_a", help="folder of images or .npz statistics (mu, sigma)")
@@ -397,7 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
                    "on PATH_A; values NOT comparable to published FIDs")
     f.set_defaults(func=cmd_fid)
-    return p
+
+
+# the sub-commands, in the order `genlab --help` lists them
+COMMANDS = (
+    add_train_command, add_sample_command, add_evaluate_command, add_data_command, add_traverse_command,
+    add_report_command, add_runs_command, add_codes_command, add_prior_command, add_prior_eval_command,
+    add_vqvae_sweep_command, add_demo_command, add_study_command, add_fid_command,
+)
 
 
 def _apply_shortcuts(args: argparse.Namespace) -> None:
