@@ -367,15 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
-                    "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
+                    "for a GPU), tiny (seconds; for tests), disentangle (VAE, beta-VAE, beta-TCVAE and FactorVAE "
+                    "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~3.5 h on a "
+                    "2-core CPU), disentangle-tiny, or a YAML file shaped like them (default: %(default)s)")
     st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
     st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
                     help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
                          "default: each config's data.root)")
     st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
-                    help="leave out stages, by name (e.g. bigan) or by dataset (e.g. celeba); the report says so "
-                         "(default: none)")
+                    help="leave out stages, by name (e.g. bigan), by dataset (e.g. celeba) or, in the "
+                         "disentangle study, by model (e.g. factorvae); the report says so (default: none)")
     st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
