@@ -196,7 +196,7 @@ class BetaTCVAE(DisentanglingVAE):
         super().__init__(in_channels, image_size, latent_dim)
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
-    def objective(self, x: torch.Tensor, dataset_size: int | None = None) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def objective(self, x: torch.Tensor, dataset_size: int | None = None) -> dict[str, torch.Tensor]:
         """`dataset_size`: N of the data x comes from (the training split); the MSS estimator needs it."""
         if dataset_size is None:
             raise ValueError("beta-TCVAE's objective needs the dataset size N (minibatch-stratified sampling)")

@@ -72,12 +72,12 @@ def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
 
 def build_disentangling_vae(cfg: ExperimentConfig) -> BetaVAE | BetaTCVAE | FactorVAE:
     m, d = cfg.model, cfg.data
+    assert isinstance(m, (BetaVAEConfig, BetaTCVAEConfig, FactorVAEConfig))
     shape = dict(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim)
     if isinstance(m, BetaVAEConfig):
         return BetaVAE(**shape, beta=m.beta)
     if isinstance(m, BetaTCVAEConfig):
         return BetaTCVAE(**shape, alpha=m.alpha, beta=m.beta, gamma=m.gamma)
-    assert isinstance(m, FactorVAEConfig)
     return FactorVAE(**shape, gamma=m.gamma, disc_hidden=m.disc_hidden, disc_layers=m.disc_layers)
 
 
