@@ -245,7 +245,7 @@ def pictures(folder: Path, stage: Stage) -> list[tuple[Path, str]]:
     if stage.kind == "compare":
         candidates.append((run / "comparison.png", "held-out originals, then one row of reconstructions per K"))
     elif stage.group:  # the disentanglement comparison: genlab disentangle's pictures
-        candidates += [(p, f"{p.stem.replace('_', ' ')} (genlab disentangle)") for p in sorted((run / "eval").glob("*.png"))]
+        candidates += [(p, f"{p.stem.replace('_', ' ')} (genlab disentangle)") for p in sorted((run / "eval").rglob("*.png"))]
         candidates += [(_last(run / "reconstructions"), "reconstructions (originals above)"),
                        (run / "plots" / "loss_curves.png", "loss curves")]
     elif stage.name.startswith("vae"):
