@@ -49,15 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         data = SyntheticFactors((3, 6, 40, 32, 32), ("shape", "scale", "orientation", "posX", "posY"))
         inner = synthetic_representation()
     rows = []
+    spent = {"encode": 0.0}
+
+    def represent(x: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        out = inner(x)
+        spent["encode"] += time.perf_counter() - t
+        return out
+
     for name in args.protocols:
-        spent = {"encode": 0.0}
-
-        def represent(x: np.ndarray) -> np.ndarray:
-            t = time.perf_counter()
-            out = inner(x)
-            spent["encode"] += time.perf_counter() - t
-            return out
-
+        spent["encode"] = 0.0
         t0 = time.perf_counter()
         result = evaluate_representation(represent, data, name, args.seeds)
         total = time.perf_counter() - t0

@@ -20,3 +20,6 @@ CODES = {"batch_size": 256, "which": "best"}
 FID = {"dims": 2048, "batch_size": 50, "seed": 0}
 PRIOR_EVAL = {"seed": 0, "which": "best"}
 DISENTANGLE = {"protocol": "dlib", "seeds": 3, "which": "best"}
+# where `genlab disentangle` writes, under RUN/eval/ (the report looks for them there)
+DISENTANGLE_RESULT = "disentanglement.json"
+DISENTANGLE_FIGURES = "disentanglement"

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from genlab.data import dsprites
-from genlab.eval.disentanglement import SyntheticFactors, evaluate_representation
+from genlab.eval.disentanglement import SyntheticFactors, evaluate_representation, factor_vae, mig, modularity, sap
 from genlab.eval.disentanglement import dci as dci_mod
-from genlab.eval.disentanglement import factor_vae, mig, modularity, sap
 from genlab.eval.disentanglement.ground_truth import CodeCache
 from genlab.eval.disentanglement.protocol import PROTOCOLS, TEST, SAPSettings, get_protocol
 
@@ -238,3 +237,96 @@ def test_protocols_are_named_and_checked():
         get_protocol("fast")
     with pytest.raises(GenlabError, match="--seeds"):
         get_protocol("cpu", 0)
+
+
+# --- the command -----------------------------------------------------------------------------------
+TINY = replace(TEST, name="cpu", betavae=replace(TEST.betavae, batch_size=8, num_train=100, num_eval=60),
+               factorvae=replace(TEST.factorvae, batch_size=8, num_train=100, num_eval=60, num_variance_estimate=300),
+               mig=replace(TEST.mig, num_train=600), sap=replace(TEST.sap, num_train=300, num_test=200),
+               dci=replace(TEST.dci, num_train=300, num_test=200, n_estimators=3),
+               modularity=replace(TEST.modularity, num_train=300, num_test=200))
+
+
+@pytest.fixture
+def tiny_run(tiny_cfg, monkeypatch):
+    from genlab.train.runner import train
+
+    monkeypatch.setitem(PROTOCOLS, "cpu", TINY)  # the command's cheap protocol, made tiny for a test
+    return train(tiny_cfg("model.sample_prior=standard", "trainer.max_epochs=1")).path
+
+
+def one_line_error(out: str, *needles: str) -> None:
+    assert "Traceback" not in out, out
+    lines = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, out
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_genlab_disentangle_writes_the_result_figures_and_report(tiny_run, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from genlab.cli import main
+    from genlab.viz.report import write_report
+
+    assert main(["disentangle", str(tiny_run), "--protocol", "cpu", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "MIG" in out and "disentanglement.json" in out
+    result = json.loads((tiny_run / "eval" / "disentanglement.json").read_text())
+    for key in ("mig", "factorvae_score", "betavae_score", "sap", "modularity", "explicitness", "protocol"):
+        assert key in result, key
+    assert set(result["dci"]) == {"disentanglement", "completeness", "informativeness"}
+    assert result["protocol"]["seeds"] == [0, 1] and result["protocol"]["betavae"]["num_train"] == 100
+    assert all(0 <= result[k] <= 1 for k in ("mig", "sap", "modularity", "betavae_score"))
+    d = len(result["latent_factor_mi"]["normalised"])
+    assert d == 8 and len(result["latent_factor_mi"]["normalised"][0]) == 5  # 8 latents x 5 factors
+    folder = tiny_run / "eval" / "disentanglement"
+    gif = Image.open(folder / "traversals.gif")
+    assert gif.n_frames == 2 * 10 - 2  # there and back
+    png = Image.open(folder / "traversals.png")
+    assert png.height >= d * 64  # one row per latent
+    assert Image.open(folder / "mi_heatmap.png").width > 100
+    assert len(result["traversal"]["labels"]) == d and result["traversal"]["labels"][0].startswith("z0: ")
+    html = write_report([tiny_run]).read_text()
+    assert "traversals.gif" in html and "mi_heatmap.png" in html and "Disentanglement" in html
+    assert "[min, max]" in html
+    errors_are_one_line(tiny_run, tmp_path, capsys, monkeypatch)  # the same run: one training per test file
+
+
+def errors_are_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from genlab.cli import main
+    from genlab.runs import Run
+
+    (tiny_run / "eval" / "disentanglement.json").unlink()
+    assert main(["disentangle", str(tiny_run), "--data-root", str(tmp_path / "nowhere.npz")]) == 2
+    one_line_error(capsys.readouterr().out, "nowhere.npz", "not found")
+    assert main(["disentangle", str(tiny_run), "--seeds", "0"]) == 2
+    one_line_error(capsys.readouterr().out, "--seeds")
+    # a model without an encoder (a GAN's generator)
+    monkeypatch.setattr(Run, "load_model", lambda self, which="best", device="cpu": torch_module())
+    assert main(["disentangle", str(tiny_run)]) == 2
+    one_line_error(capsys.readouterr().out, "no encoder")
+    monkeypatch.undo()
+    # a run on another dataset
+    cfg_path = tiny_run / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["data"]["name"] = "celeba"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["disentangle", str(tiny_run)]) == 2
+    one_line_error(capsys.readouterr().out, "celeba", "dSprites")
+    assert not (tiny_run / "eval" / "disentanglement.json").exists()
+
+
+def torch_module():
+    import torch
+
+    from genlab.models.contract import Generative
+
+    class Generator(Generative):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+
+    return Generator()

@@ -19,13 +19,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from genlab.defaults import DISENTANGLE_FIGURES, DISENTANGLE_RESULT
 from genlab.errors import GenlabError
 from genlab.eval.disentanglement import beta_vae, dci, factor_vae, mig, modularity, sap
 from genlab.eval.disentanglement.ground_truth import CodeCache, DSpritesFactors, GroundTruth, Represent
 from genlab.eval.disentanglement.protocol import DEFAULT_PROTOCOL, DEFAULT_SEEDS, Protocol, get_protocol
 
-RESULT_FILE = "disentanglement.json"
-FIGURE_DIR = "disentanglement"
+RESULT_FILE, FIGURE_DIR = DISENTANGLE_RESULT, DISENTANGLE_FIGURES  # under RUN/eval/
 # (metric, its module's compute, the protocol field with its settings) in evaluation order
 METRICS: tuple[tuple[str, Callable[..., dict[str, Any]], str], ...] = (
     ("mig", mig.compute, "mig"),

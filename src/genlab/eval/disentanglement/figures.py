@@ -19,6 +19,7 @@ from genlab.viz.traverse import traverse
 
 STEPS = 10            # images per traversal
 QUANTILES = (0.02, 0.98)  # each latent is moved over this range of its codes (the posterior means)
+RANGE_POINTS = 1000   # random images whose codes give those ranges
 REFERENCE = (1, 5, 0, 16, 16)  # the base image: an ellipse, largest, unrotated, centred
 LABEL_W = 190         # pixels of label beside each PNG row
 GIF_MS = 120          # per frame
@@ -59,7 +60,7 @@ def traversal_images(model: Any, data: GroundTruth, result: dict[str, Any]) -> t
     ref = np.array([REFERENCE[:data.num_factors]], dtype=np.int64)
     z0 = torch.from_numpy(represent(data.observe(ref))[0]).float()
     rng = np.random.default_rng(0)
-    codes = represent(data.observe(data.sample_factors(2000, rng)))
+    codes = represent(data.observe(data.sample_factors(RANGE_POINTS, rng)))
     lo, hi = np.quantile(codes, QUANTILES[0], axis=0), np.quantile(codes, QUANTILES[1], axis=0)
     rows = []
     for i in range(len(z0)):
@@ -97,6 +98,9 @@ def traversal_gif(images: torch.Tensor, names: list[str], path: Path, per_row: i
     for t in order:
         grid = to_pil(make_grid(images[:, t], nrow=min(per_row, d), padding=14, pad_value=1.0))
         draw = ImageDraw.Draw(grid)
+        # where in the traversal this frame is: a bar along the bottom edge (frames always differ)
+        draw.rectangle((0, grid.height - 4, round((grid.width - 1) * t / max(steps - 1, 1)), grid.height - 1),
+                       fill=(200, 60, 60))
         cols = min(per_row, d)
         cell_w, cell_h = (grid.width - 14) // cols, (grid.height - 14) // ((d + cols - 1) // cols)
         for i, text in enumerate(names):
