@@ -96,6 +96,7 @@ def cmd_traverse(args: argparse.Namespace) -> None:
 
 
 def cmd_disentangle(args: argparse.Namespace) -> None:
+    from genlab import defaults as D
     from genlab.eval.disentanglement import evaluate_run
     from genlab.eval.disentanglement.summary import format_result
 
@@ -104,8 +105,8 @@ def cmd_disentangle(args: argparse.Namespace) -> None:
     result = evaluate_run(args.run, protocol=args.protocol, n_seeds=args.seeds, data_root=args.data_root,
                           which=args.checkpoint)
     console.print(format_result(result))
-    console.print(f"wrote {os.path.join(args.run, 'eval', 'disentanglement.json')} and "
-                  f"{os.path.join(args.run, 'eval', 'disentanglement')}/ (MI heatmap, traversals)")
+    console.print(f"wrote {os.path.join(args.run, 'eval', D.DISENTANGLE_RESULT)} and "
+                  f"{os.path.join(args.run, 'eval', D.DISENTANGLE_FIGURES)}/ (MI heatmap, traversals)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

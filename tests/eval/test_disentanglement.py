@@ -227,6 +227,12 @@ def test_the_result_records_protocol_seeds_versions_and_spread():
     json.dumps(result)  # all of it is JSON
 
 
+def test_progress_counts_every_code_looked_up():
+    seen = []
+    evaluate_representation(lambda x: x, SyntheticFactors((2, 3, 4)), "test", 2, advance=seen.append)
+    assert sum(seen) == 2 * TEST.draws_per_seed()
+
+
 def test_protocols_are_named_and_checked():
     assert PROTOCOLS["dlib"].betavae.num_train == 10000 and PROTOCOLS["dlib"].factorvae.prune_std == 0.05
     assert PROTOCOLS["dlib"].dci.n_estimators == 100 and PROTOCOLS["dlib"].sap.continuous_factors is False

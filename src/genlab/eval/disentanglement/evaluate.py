@@ -73,14 +73,15 @@ def evaluate_representation(represent: Represent, data: GroundTruth, protocol: s
                             seeds: int | Sequence[int] | None = None,
                             advance: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Every metric of `represent` on `data` over the seeds (an int: seeds 0..n-1; default the
-    protocol's count). `advance(1)` after each metric of each seed (a progress bar)."""
+    protocol's count). `advance(n)` as n codes are looked up (a progress bar over
+    `seeds * protocol.draws_per_seed()`)."""
     if isinstance(seeds, int) or seeds is None:
         p = get_protocol(protocol, seeds if isinstance(seeds, int) else None)
         seed_list = list(range(p.seeds))
     else:
         seed_list = [int(s) for s in seeds]
         p = get_protocol(protocol, len(seed_list))
-    codes_of = CodeCache(data, represent)
+    codes_of = CodeCache(data, represent, advance=advance)
     per_seed: list[dict[str, Any]] = []
     timings: dict[str, float] = {name: 0.0 for name, _, _ in METRICS}
     for seed in seed_list:
@@ -89,8 +90,6 @@ def evaluate_representation(represent: Represent, data: GroundTruth, protocol: s
             t0 = time.perf_counter()
             out[name] = fn(codes_of, data, np.random.default_rng([seed, number]), getattr(p, field))
             timings[name] += time.perf_counter() - t0
-            if advance is not None:
-                advance(1)
         per_seed.append(out)
     result: dict[str, Any] = {}
     spreads = {key: spread([s[m][k] for s in per_seed]) for key, (m, k) in HEADLINE.items()}
@@ -193,7 +192,8 @@ def evaluate_run(run_dir: str | Path, protocol: str = DEFAULT_PROTOCOL, n_seeds:
     if progress:
         from genlab.progress import progress as bar
 
-        with bar(f"disentanglement metrics ({p.name}, {p.seeds} seeds)", p.seeds * len(METRICS)) as advance:
+        with bar(f"disentanglement metrics ({p.name}, {p.seeds} seeds; codes looked up)",
+                 p.seeds * p.draws_per_seed()) as advance:
             result = evaluate_representation(representation_of(model), data, p, p.seeds, advance)
     else:
         result = evaluate_representation(representation_of(model), data, p, p.seeds)

@@ -119,8 +119,10 @@ class CodeCache:
     """`codes(factors)` -> float64 (N, D): the representation of each combination's observation,
     computed once per combination (the representation must be deterministic, as the mean of q(z|x))."""
 
-    def __init__(self, data: GroundTruth, represent: Represent, batch_size: int = 512):
+    def __init__(self, data: GroundTruth, represent: Represent, batch_size: int = 512,
+                 advance: Callable[[int], None] | None = None):
         self.data, self.represent, self.batch_size = data, represent, batch_size
+        self.advance = advance  # called with the number of codes looked up (a progress bar)
         dense = data.n_combinations <= DENSE_CACHE_LIMIT
         self.position = np.full(data.n_combinations, -1, dtype=np.int64) if dense else None
         self.store: np.ndarray | None = None
@@ -139,6 +141,8 @@ class CodeCache:
 
     def __call__(self, factors: np.ndarray) -> np.ndarray:
         factors = np.asarray(factors, dtype=np.int64)
+        if self.advance is not None:
+            self.advance(len(factors))
         if self.position is None:
             return self.encode(factors)
         ids = self.data.index(factors)

@@ -87,13 +87,21 @@ class Protocol:
     def describe(self) -> dict[str, Any]:
         return asdict(self)
 
+    def draws_per_seed(self) -> int:
+        """Factor draws (codes looked up) of one seed over every metric: the progress bar's unit.
+        Each factor combination is encoded once, so at most 737,280 dSprites images are encoded."""
+        b, f = self.betavae, self.factorvae
+        return (self.mig.num_train + 2 * b.batch_size * (b.num_train + b.num_eval)
+                + f.num_variance_estimate + f.batch_size * (f.num_train + f.num_eval)
+                + sum(m.num_train + m.num_test for m in (self.sap, self.dci, self.modularity)))
+
 
 DLIB = Protocol("dlib")
 
 CPU = Protocol(
     "cpu",
-    betavae=BetaVAESettings(num_train=2000, num_eval=1000),
-    factorvae=FactorVAESettings(num_train=2000, num_eval=1000, num_variance_estimate=5000),
+    betavae=BetaVAESettings(num_train=1000, num_eval=500),
+    factorvae=FactorVAESettings(num_train=1000, num_eval=500, num_variance_estimate=5000),
     mig=MIGSettings(num_train=10000),
     sap=SAPSettings(num_train=5000, num_test=2000),
     dci=DCISettings(num_train=5000, num_test=2000, n_estimators=20,
