@@ -9,7 +9,7 @@ disentanglement_lib (and genlab), z is the mean of q(z|x) cut into `bins` equal-
 observed range; I(z; v) = H(z) + H(v) - H(z, v) from the joint count table, entropies in nats.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/mig_independent.py RUN [RUN ...] \
-        [--data /work/shared/data/dsprites/dsprites_subset.npz] [--n 20000] [--bins 20] [--out FILE.json]
+        [--data /work/shared/data/dsprites/dsprites_subset.npz] [--n N] [--bins 20] [--out FILE.json]
 
 For each run: encodes the npz's real images, prints this MIG, genlab's MIG on the same codes (a check
 of the two implementations) and the MIG in RUN/eval/disentanglement.json (`genlab disentangle`, on
@@ -58,19 +58,23 @@ def mig_independent(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> t
     gaps = []
     for k, v in enumerate(labels):
         h = entropy(np.bincount(v))
+        if h == 0:  # a factor constant in these images: no information to gap, left out
+            gaps.append(float("nan"))
+            continue
         column = np.sort(mi[:, k])[::-1]
         second = column[1] if len(column) > 1 else 0.0
         gaps.append((column[0] - second) / h)
-    return float(np.mean(gaps)), np.array(gaps), mi
+    return float(np.nanmean(gaps)), np.array(gaps), mi
 
 
-def load_real(path: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+def load_real(path: str, n: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path, allow_pickle=True, encoding="latin1") as z:
         imgs, classes = z["imgs"], z["latents_classes"]
     if classes.shape[1] == 6:  # the official layout: drop colour (one value)
         classes = classes[:, 1:]
-    if n is not None:
-        imgs, classes = imgs[:n], classes[:n]
+    if n is not None and n < len(imgs):  # a seeded random n: the files are in index order (shape first)
+        rows = np.sort(np.random.default_rng(seed).choice(len(imgs), n, replace=False))
+        imgs, classes = imgs[rows], classes[rows]
     return imgs[:, None].astype(np.float32), classes.astype(np.int64)
 
 
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--data", default=DEFAULT_DATA, help="npz with imgs and latents_classes (default: %(default)s)")
-    ap.add_argument("--n", type=int, default=None, help="first N images only (default: all)")
+    ap.add_argument("--n", type=int, default=None, help="a seeded random N of the images (default: all)")
     ap.add_argument("--bins", type=int, default=20)
     ap.add_argument("--out", default=None, help="also write the results here (JSON)")
     args = ap.parse_args(argv)

@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("run", help="a run directory of a dSprites model with an encoder (VAE family)")
     dg.add_argument("--protocol", choices=D.DISENTANGLE_PROTOCOLS, default=D.DISENTANGLE["protocol"],
                     help="dlib: disentanglement_lib's point counts and classifiers (slow on a CPU); cpu: fewer "
-                    "points and boosted trees (default: %(default)s)")
+                    "points and fewer boosted trees (default: %(default)s)")
     dg.add_argument("--seeds", type=int, default=D.DISENTANGLE["seeds"],
                     help="evaluation seeds; each metric is reported as the median [min, max] over them "
                     "(default: %(default)s)")

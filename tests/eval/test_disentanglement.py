@@ -336,3 +336,14 @@ def torch_module():
             self.layer = torch.nn.Linear(2, 2)
 
     return Generator()
+
+
+def test_a_factor_constant_in_the_sample_is_left_out_of_mig():
+    independent = load_benchmark("mig_independent")
+    rng = np.random.default_rng(0)
+    f = SyntheticFactors((3, 6, 8)).sample_factors(3000, rng)
+    f[:, 0] = 1  # e.g. the first rows of an index-ordered file: one shape only
+    codes = f + 0.1 * rng.normal(size=f.shape)
+    ours = mig.mig(codes, f, 20)
+    assert np.isnan(ours["per_factor"][0]) and ours["score"] == pytest.approx(np.mean(ours["per_factor"][1:]))
+    assert ours["score"] == pytest.approx(independent.mig_independent(codes, f, 20)[0], abs=1e-9)

@@ -21,7 +21,7 @@ STEPS = 10            # images per traversal
 QUANTILES = (0.02, 0.98)  # each latent is moved over this range of its codes (the posterior means)
 RANGE_POINTS = 1000   # random images whose codes give those ranges
 REFERENCE = (1, 5, 0, 16, 16)  # the base image: an ellipse, largest, unrotated, centred
-LABEL_W = 190         # pixels of label beside each PNG row
+LABEL_W = 130         # pixels of label beside each PNG row
 GIF_MS = 120          # per frame
 
 

@@ -15,11 +15,14 @@ from genlab.eval.disentanglement.protocol import MIGSettings
 
 def mig_from_mutual_info(mi: np.ndarray, entropy: np.ndarray) -> tuple[float, np.ndarray]:
     """MIG and the per-factor gaps from a (D, K) MI matrix and the K factor entropies (nats).
-    One latent only: the gap is the top MI itself."""
+    One latent only: the gap is the top MI itself. A factor constant in the sample (entropy 0) has
+    no gap (NaN) and is left out of the mean."""
     top = np.sort(mi, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros(mi.shape[1])
-    gaps = (top[0] - second) / entropy
-    return float(np.mean(gaps)), gaps
+    varies = entropy > 0
+    gaps = np.full(mi.shape[1], np.nan)
+    gaps[varies] = (top[0] - second)[varies] / entropy[varies]
+    return (float(np.mean(gaps[varies])) if varies.any() else 0.0), gaps
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = MIGSettings.bins) -> dict[str, Any]:
