@@ -347,3 +347,21 @@ def test_a_factor_constant_in_the_sample_is_left_out_of_mig():
     ours = mig.mig(codes, f, 20)
     assert np.isnan(ours["per_factor"][0]) and ours["score"] == pytest.approx(np.mean(ours["per_factor"][1:]))
     assert ours["score"] == pytest.approx(independent.mig_independent(codes, f, 20)[0], abs=1e-9)
+
+
+def test_dsprites_ground_truth_reads_the_cached_render_like_the_renderer(monkeypatch, tmp_path):
+    from genlab.eval.disentanglement import DSpritesFactors
+
+    f = DSpritesFactors().sample_factors(50, np.random.default_rng(0))
+    rendered = DSpritesFactors().observe(f)
+    assert rendered.shape == (50, 1, 64, 64) and set(np.unique(rendered)) <= {0.0, 1.0}
+    # a stand-in for the whole-set cache: only the rows drawn here are filled in
+    packed = np.zeros((dsprites.N_IMAGES, 64, 8), np.uint8)
+    classes = np.concatenate([np.zeros((50, 1), np.int64), f], axis=1)
+    packed[dsprites.classes_to_index(classes)] = dsprites.render_packed(classes)
+    monkeypatch.setattr(dsprites, "cache_path", lambda: tmp_path / "all.npy")
+    (tmp_path / "all.npy").touch()
+    monkeypatch.setattr(dsprites, "load_all", lambda build=True: packed)
+    cached = DSpritesFactors()
+    assert "cached" in cached.description
+    np.testing.assert_array_equal(cached.observe(f), rendered)

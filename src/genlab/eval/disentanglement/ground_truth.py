@@ -94,8 +94,12 @@ class DSpritesFactors(GroundTruth):
         self.factor_names = dsprites.LATENT_NAMES[1:]
         self.factor_sizes = dsprites.LATENT_SIZES[1:]
         self.images: np.ndarray | None = None
+        self.packed: np.ndarray | None = None
         if root is None:
             self.description = f"dSprites, genlab renderer v{dsprites.RENDERER_VERSION}"
+            if dsprites.cache_path().is_file():  # the whole set already rendered: read it, don't redraw
+                self.packed = dsprites.load_all(build=False)
+                self.description += " (cached render)"
             return
         npz = dsprites.npz_path(root)
         data = dsprites.load_npz(npz)  # one-line GenlabErrors for a missing or foreign file
@@ -110,6 +114,11 @@ class DSpritesFactors(GroundTruth):
         classes = np.concatenate([np.zeros((len(factors), 1), np.int64), factors], axis=1)
         if self.images is not None:
             imgs = self.images[dsprites.classes_to_index(classes)]
+        elif self.packed is not None:
+            idx = dsprites.classes_to_index(classes)
+            order = np.argsort(idx)  # memory-mapped reads want sorted rows
+            imgs = np.empty((len(idx), dsprites.IMAGE_SIZE, dsprites.IMAGE_SIZE), np.uint8)
+            imgs[order] = dsprites.unpack(np.asarray(self.packed[idx[order]]))
         else:
             imgs = dsprites.render(classes)
         return imgs[:, None].astype(np.float32)
