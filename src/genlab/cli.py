@@ -95,6 +95,20 @@ def cmd_traverse(args: argparse.Namespace) -> None:
         console.print(f"{name}: {path}")
 
 
+def cmd_disentangle(args: argparse.Namespace) -> None:
+    from genlab import defaults as D
+    from genlab.eval.disentanglement import evaluate_run
+    from genlab.eval.disentanglement.summary import format_result
+
+    console.print(f"disentanglement metrics of {args.run}: protocol {args.protocol}, {args.seeds} evaluation seeds",
+                  style="dim")
+    result = evaluate_run(args.run, protocol=args.protocol, n_seeds=args.seeds, data_root=args.data_root,
+                          which=args.checkpoint)
+    console.print(format_result(result))
+    console.print(f"wrote {os.path.join(args.run, 'eval', D.DISENTANGLE_RESULT)} and "
+                  f"{os.path.join(args.run, 'eval', D.DISENTANGLE_FIGURES)}/ (MI heatmap, traversals)")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from genlab.viz.report import write_report
 
@@ -303,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.TRAVERSE["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     tr.set_defaults(func=cmd_traverse)
+
+    dg = sub.add_parser("disentangle", help="dSprites disentanglement metrics of a run's mean code (BetaVAE, "
+                        "FactorVAE, MIG, SAP, DCI, modularity, explicitness) into RUN/eval/disentanglement.json, "
+                        "with an MI heatmap and labelled traversals")
+    dg.add_argument("run", help="a run directory of a dSprites model with an encoder (VAE family)")
+    dg.add_argument("--protocol", choices=D.DISENTANGLE_PROTOCOLS, default=D.DISENTANGLE["protocol"],
+                    help="dlib: disentanglement_lib's point counts and classifiers (slow on a CPU); cpu: fewer "
+                    "points and fewer boosted trees (default: %(default)s)")
+    dg.add_argument("--seeds", type=int, default=D.DISENTANGLE["seeds"],
+                    help="evaluation seeds; each metric is reported as the median [min, max] over them "
+                    "(default: %(default)s)")
+    dg.add_argument("--data-root", default=None, help="the official dSprites npz (or its folder); default: "
+                    "render the images with genlab's renderer")
+    dg.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.DISENTANGLE["which"],
+                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    dg.set_defaults(func=cmd_disentangle)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
