@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
                     "for a GPU), tiny (seconds; for tests), disentangle (VAE, beta-VAE, beta-TCVAE and FactorVAE "
-                    "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~3.5 h on a "
+                    "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~5 h on a "
                     "2-core CPU), disentangle-tiny, or a YAML file shaped like them (default: %(default)s)")
     st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
