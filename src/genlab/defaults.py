@@ -19,6 +19,7 @@ TRAVERSE_MODES = ("all", "coords", "pca", "slerp", "recon")
 FID_DIMS = (64, 192, 768, 2048)  # Inception feature blocks, as pytorch-fid names them
 ESTIMATORS = ("is", "appendix-d", "ais")  # the marginal-likelihood estimators, in the order tables show them
 IS_PROPOSALS = ("laplace", "encoder")  # importance sampling: mode-centred (Laplace) or the encoder (IWAE)
+DISENTANGLE_PROTOCOLS = ("dlib", "cpu")  # `genlab disentangle --protocol` (genlab.eval.disentanglement.protocol)
 
 SAMPLE: dict[str, Any] = {"n": 100, "seed": 0, "which": "best"}
 TRAVERSE: dict[str, Any] = {"mode": "all", "rows": 8, "steps": 10, "span": 3.0, "n_recon": 500, "seed": 0, "which": "best"}
@@ -33,3 +34,7 @@ QUALITY: dict[str, Any] = {"n": 1000}  # genlab evaluate --quality: real and gen
 # proposal K = 1000 already converges on the study's VAE (se <= 0.05 nat, gain <= 0.1 nat; benchmarks/RESULTS.md,
 # "IS, mode-centred (default), K=1000") at a fifth of the cost. The study's own configs ask for 5000.
 LOGLIK: dict[str, Any] = {"n_images": 10, "samples": 1000, "seed": 0, "which": "best"}
+DISENTANGLE: dict[str, Any] = {"protocol": "dlib", "seeds": 3, "which": "best"}
+# where `genlab disentangle` writes, under RUN/eval/ (the report looks for them there)
+DISENTANGLE_RESULT = "disentanglement.json"
+DISENTANGLE_FIGURES = "disentanglement"
