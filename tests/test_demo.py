@@ -29,7 +29,7 @@ def test_demo_samples_from_the_configured_prior_and_reports_both(tiny_data, tmp_
         assert (run.samples / name).is_file()
     q = json.loads((run.eval / "sprite_quality.json").read_text())
     assert q["prior"] == "aggregate-gmm" and q["n"] == 100 and "standard" in q
-    assert (run.prior_dir("aggregate-gmm") / "prior.pkl").is_file()
+    assert (run.prior_dir("aggregate-gmm") / "prior.npz").is_file()
     text = out.getvalue()
     assert "aggregate-posterior GMM prior, n=100" in text and "N(0, I) prior, n=100" in text
     assert f"{q['mean_iou']:.3f}" in text and f"{q['standard']['mean_iou']:.3f}" in text

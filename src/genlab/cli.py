@@ -11,9 +11,11 @@ import errno
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from rich.console import Console
 
+from genlab import arg_types as A
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import write_error
 
@@ -212,6 +214,10 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str) -> NoReturn:
+        """A bad option or value: one line naming it (not the usage block), exit status 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
 
 def _verbose_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (device "
@@ -234,15 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: start a new run in output.runs_dir)")
     t.add_argument("--devices", help="shortcut for trainer.devices: a count, or a list like 0,1 (default: the "
                    "config's trainer.devices, 1)")
-    t.add_argument("--num-nodes", type=int, help="shortcut for trainer.num_nodes (default: the config's, 1)")
+    t.add_argument("--num-nodes", type=A.count(A.MAX_NODES), help="shortcut for trainer.num_nodes (default: the config's, 1)")
     _verbose_flag(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
     s.add_argument("run", help="a run directory (as `genlab train` printed it)")
-    s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
-    s.add_argument("--out", default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
-    s.add_argument("--seed", type=int, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
+    s.add_argument("--n", type=A.count(A.MAX_GRID), default=D.SAMPLE["n"],
+                   help="images in the grid, 10 per row (default: %(default)s)")
+    s.add_argument("--out", type=A.writable_output, default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
+    s.add_argument("--seed", type=A.seed, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
     s.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.SAMPLE["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     s.set_defaults(func=cmd_sample)
@@ -252,21 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--loglik", action="store_true", help="marginal log-likelihood of held-out images")
     e.add_argument("--estimator", action="append", choices=["is", "appendix-d", "ais", "all"],
                    help="repeatable; default: the run config's eval.estimators")
-    e.add_argument("--n-images", type=int, default=None, help="held-out images to score "
+    e.add_argument("--n-images", type=A.count(A.MAX_IMAGES), default=None, help="held-out images to score "
                    "(default: the run config's eval.n_images)")
-    e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS) "
+    e.add_argument("--samples", type=A.count(A.MAX_IMAGES), default=None, help="importance samples per image (IS) "
                    "(default: the run config's eval.samples)")
     e.add_argument("--proposal", choices=["laplace", "encoder"], default=None,
                    help="IS proposal: laplace (mode-centred, the default) or encoder (IWAE)")
-    e.add_argument("--bdmc", type=int, nargs="?", const=3, default=0, metavar="N",
+    e.add_argument("--bdmc", type=A.count(A.MAX_IMAGES, lo=0), nargs="?", const=3, default=0, metavar="N",
                    help="also bracket log p(x) by BDMC (forward + reverse AIS at the eval.ais settings) on N "
                         "images simulated from the model (N is 3 when given without a number; ~2x the AIS cost per "
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
-    e.add_argument("--quality", type=int, nargs="?", const=1000, default=0, metavar="N",
+    e.add_argument("--quality", type=A.count(A.MAX_IMAGES, lo=0), nargs="?", const=1000, default=0, metavar="N",
                    help="sample quality on N real images never trained on (the data.holdout split, else "
                         "validation) and N samples: FD, KID, precision and recall (k=3); writes "
                         "RUN/eval/quality.json (N is 1000 when given without a number)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
+    e.add_argument("--seed", type=A.seed, default=0, help="seed of the image choice and the samplers")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which checkpoint: best (validation metric) or last")
     e.set_defaults(func=cmd_evaluate)
@@ -277,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet, bitmoji or folder")
     di.add_argument("--root", default=None, help="dataset folder (default: ./data/NAME; dSprites: rendered "
                     "in memory unless a folder with the official npz is given)")
-    di.add_argument("--preview", default=None, help="also write a preview grid PNG here (default: none)")
+    di.add_argument("--preview", type=A.writable_output, default=None, help="also write a preview grid PNG here (default: none)")
     di.set_defaults(func=cmd_data_info)
     dd = dsub.add_parser("download", help="fetch a dataset with a checksum check")
     dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji")
@@ -290,23 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("run", help="a run directory of a model with a latent space (VAE, GAN, BiGAN)")
     tr.add_argument("--mode", default=D.TRAVERSE["mode"], choices=D.TRAVERSE_MODES,
                     help="which grids (default: %(default)s)")
-    tr.add_argument("--rows", type=int, default=D.TRAVERSE["rows"],
+    tr.add_argument("--rows", type=A.count(A.MAX_GRID), default=D.TRAVERSE["rows"],
                     help="directions (or slerp pairs), one per row (default: %(default)s)")
-    tr.add_argument("--steps", type=int, default=D.TRAVERSE["steps"], help="images per row (default: %(default)s)")
-    tr.add_argument("--span", type=float, default=D.TRAVERSE["span"],
+    tr.add_argument("--steps", type=A.count(A.MAX_GRID, lo=2), default=D.TRAVERSE["steps"],
+                    help="images per row (default: %(default)s)")
+    tr.add_argument("--span", type=A.FloatRange(0, 1000), default=D.TRAVERSE["span"],
                     help="traverse each direction over [-span, span] (default: %(default)s)")
     tr.add_argument("--dims", default=None, help="latent coordinates for --mode coords, e.g. 0,5,17 (default 0..rows-1)")
-    tr.add_argument("--n-recon", type=int, default=D.TRAVERSE["n_recon"],
+    tr.add_argument("--n-recon", type=A.count(A.MAX_IMAGES, lo=0), default=D.TRAVERSE["n_recon"],
                     help="real images for the reconstruction error (default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
-    tr.add_argument("--out", default=None, help="output folder (default: RUN/plots/traverse)")
+    tr.add_argument("--seed", type=A.seed, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
+    tr.add_argument("--out", type=A.writable_output, default=None, help="output folder (default: RUN/plots/traverse)")
     tr.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.TRAVERSE["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     tr.set_defaults(func=cmd_traverse)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
-    r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
+    r.add_argument("--out", type=A.writable_output, default=None,
+                   help="folder or .html path (default: RUN/report.html for one run, "
                    "a new compare-<time>/ folder beside the first run for several)")
     r.add_argument("--embed", action="store_true", help="embed the images: one file, no folder beside it")
     r.set_defaults(func=cmd_report)
@@ -318,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
                         "of a run into RUN/codes/codes.npz")
     cm.add_argument("run", help="a VQ-VAE run directory")
-    cm.add_argument("--batch-size", type=int, default=D.CODES["batch_size"],
+    cm.add_argument("--batch-size", type=A.count(A.MAX_BATCH), default=D.CODES["batch_size"],
                     help="images per encoder batch (default: %(default)s)")
     cm.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.CODES["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
@@ -329,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
                     "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
     pr.add_argument("--kind", required=True, choices=D.PRIOR_KINDS, help="which prior to train (required)")
-    pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs "
+    pr.add_argument("--epochs", type=A.count(A.MAX_EPOCHS), default=None, help="shortcut for model.priors.KIND.epochs "
                     "(default: the run config's)")
-    pr.add_argument("--max-minutes", type=float, default=None,
+    pr.add_argument("--max-minutes", type=A.FloatRange(0, 60 * 24 * 365), default=None,
                     help="neural priors: stop training after this much wall time (the best epoch is kept; "
                          "default: no time limit)")
     pr.add_argument("--resume", action="store_true", help="continue from RUN/priors/KIND/last.ckpt")
@@ -343,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("run", help="a VQ-VAE run directory with trained priors")
     pe.add_argument("--kind", action="append", choices=D.PRIOR_KINDS,
                     help="repeatable; default: every trained prior")
-    pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
+    pe.add_argument("--n", type=A.count(A.MAX_IMAGES, lo=3), default=None, help="samples (and real images) for FD/KID; "
                     "default model.priors.eval_samples")
-    pe.add_argument("--seed", type=int, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
+    pe.add_argument("--seed", type=A.seed, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
     pe.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.PRIOR_EVAL["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     pe.set_defaults(func=cmd_prior_eval)
@@ -354,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "comparison (grid per K; PSNR, usage, compression)")
     sw.add_argument("config", help="YAML file or bundled config name (e.g. vqvae-tinyimagenet-sweep)")
     sw.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=2")
-    sw.add_argument("--codes", type=int, nargs="+", default=None, help="codebook sizes (default: model.sweep_codes)")
+    sw.add_argument("--codes", type=A.count(A.MAX_CODES, lo=2), nargs="+", default=None,
+                    help="codebook sizes (default: model.sweep_codes)")
     _verbose_flag(sw)
     sw.set_defaults(func=cmd_vqvae_sweep)
 
@@ -368,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
                     "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
-    st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
+    st.add_argument("--out", type=A.writable_output, default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
     st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
                     help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
@@ -376,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
                     help="leave out stages, by name (e.g. bigan) or by dataset (e.g. celeba); the report says so "
                          "(default: none)")
-    st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
+    st.add_argument("--export", metavar="DIR", type=A.writable_output, default=None,
+                    help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
     _verbose_flag(st)
@@ -388,9 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("path_b", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("--weights", default=None, help="pt_inception-2015-12-05-6726825d.pth (default: "
                    "$GENLAB_FID_WEIGHTS, then the torch hub cache)")
-    f.add_argument("--dims", type=int, default=D.FID["dims"], choices=D.FID_DIMS,
+    f.add_argument("--dims", type=A.IntRange(min(D.FID_DIMS), max(D.FID_DIMS)), default=D.FID["dims"], choices=D.FID_DIMS,
                    help="Inception feature block (default: %(default)s, the standard FID)")
-    f.add_argument("--batch-size", type=int, default=D.FID["batch_size"], help="images per batch (default: %(default)s)")
+    f.add_argument("--batch-size", type=A.count(A.MAX_BATCH), default=D.FID["batch_size"],
+                   help="images per batch (default: %(default)s)")
     f.add_argument("--device", default=None, help="cuda, cuda:0 or cpu (default: cuda if available)")
     f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
                    "on PATH_A; values NOT comparable to published FIDs")

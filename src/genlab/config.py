@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from genlab.errors import GenlabError
 
@@ -44,6 +44,14 @@ class VAEConfig(_Section):
     prior_components: int = Field(10, gt=0, description="aggregate-gmm: mixture components (full covariance)")
     prior_images: int = Field(20000, gt=0, description="aggregate-gmm: training images it is fitted on (at most)")
 
+    def image_size_problem(self, size: int) -> str | None:
+        """Why the network cannot take `size`-pixel images, or None (checked with the data section)."""
+        factor = 2 ** len(self.channels)
+        if size % factor:
+            return (f"the VAE's {len(self.channels)} stride-2 convolutions (model.channels) need a multiple of "
+                    f"{factor}, e.g. {max(factor, 64 // factor * factor)}")
+        return None
+
 
 class GANFIDConfig(_Section):
     """FID/KID during GAN training (genlab.train.fid_callback); real statistics are cached."""
@@ -74,6 +82,11 @@ class GANConfig(_Section):
                                  "and FID (e.g. 0.999); None = off")
     diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
     fid: GANFIDConfig = Field(default_factory=GANFIDConfig)
+
+    def image_size_problem(self, size: int) -> str | None:
+        if size < 8 or size & (size - 1):
+            return "the DCGAN networks double the size from 4x4, so it must be a power of two >= 8 (e.g. 64)"
+        return None
 
 
 class GMMPriorConfig(_Section):
@@ -134,6 +147,11 @@ class VQVAEConfig(_Section):
     sweep_codes: list[int] = Field(default_factory=lambda: [128, 256, 512], min_length=1,
                                    description="the codebook sizes `genlab vqvae-sweep` trains")
     priors: PriorsConfig = Field(default_factory=PriorsConfig)
+
+    def image_size_problem(self, size: int) -> str | None:
+        if size % 2:
+            return "the VQ-VAE halves the image once (one stride-2 convolution), so it must be even (e.g. 64)"
+        return None
 
 
 # The model sections the schema accepts, chosen by `model.name`; `register_model_config` adds one.
@@ -227,6 +245,16 @@ class ExperimentConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    @model_validator(mode="after")
+    def _image_size_fits_the_model(self) -> "ExperimentConfig":
+        # a model section may say which image sizes its network takes (`image_size_problem`)
+        check = getattr(self.model, "image_size_problem", None)
+        problem = check(self.data.image_size) if check is not None else None
+        if problem:
+            raise ValueError(f"data.image_size={self.data.image_size} does not fit model {self.model.name!r}: "
+                             f"{problem}")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -314,7 +342,9 @@ def _one_line(exc: ValidationError, source: str) -> str:
     if parts[:1] == ["model"] and len(parts) > 1 and parts[1] in model_names():
         del parts[1]  # pydantic puts the union's tag in the location; users never write it
     loc = ".".join(parts)
-    if err["type"] == "extra_forbidden":
+    if not loc:  # a check across sections (ExperimentConfig's validators): its message names the keys
+        msg = f"{source}: {err['msg'].removeprefix('Value error, ')}"
+    elif err["type"] == "extra_forbidden":
         msg = f"{source}: unknown key '{loc}'"
     else:
         msg = f"{source}: bad value for '{loc}': {err['msg']} (got {err.get('input')!r})"

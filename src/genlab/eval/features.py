@@ -35,6 +35,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from genlab.errors import GenlabError, Interrupted
 from genlab.progress import progress
+from genlab.safe_load import first_line, refusal, wants_code
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV = "GENLAB_FID_WEIGHTS"
@@ -258,7 +259,9 @@ def inception_extractor(weights: str | os.PathLike | None = None, dims: int = 20
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated download, HTML error page, wrong format...
-        raise GenlabError(f"cannot read FID weights {path} ({type(exc).__name__}: {exc}); "
+        if wants_code(exc):
+            raise refusal(path, "FID weights file", f"download it again from {FID_WEIGHTS_URL}") from None
+        raise GenlabError(f"cannot read FID weights {path} ({first_line(exc)}); "
                           f"download it again from {FID_WEIGHTS_URL}") from None
     if not isinstance(state_dict, dict):
         raise GenlabError(f"FID weights {path} is not a state dict; download it again from {FID_WEIGHTS_URL}")

@@ -29,6 +29,7 @@ from genlab.eval.features import FeatureExtractor, choose_extractor, fallback_ex
 from genlab.eval.fid import FIDEvaluator, FIDResult, cached_stats
 from genlab.io import atomic_path, atomic_write_json
 from genlab.runs import Run
+from genlab.safe_load import load_torch
 
 NOT_COMPARABLE = "fallback feature extractor: these values are NOT comparable to published FIDs"
 FINAL_NOISE_SEED = 2  # the final evaluation's noise: model.fid.seed + 2 (the per-epoch one is seed + 1)
@@ -164,7 +165,7 @@ class FIDCallback(L.Callback):
         current = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         which = "last (in memory)"
         if best and Path(best).is_file():
-            pl_module.load_state_dict(torch.load(best, map_location=pl_module.device, weights_only=False)["state_dict"])
+            pl_module.load_state_dict(load_torch(best, map_location=pl_module.device)["state_dict"])
             which = Path(best).name
         try:
             result = self.evaluate(pl_module, final, self.settings.final_n, noise_seed=FINAL_NOISE_SEED,
