@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--span", type=A.FloatRange(0, 1000), default=D.TRAVERSE["span"],
                     help="traverse each direction over [-span, span] (default: %(default)s)")
     tr.add_argument("--dims", default=None, help="latent coordinates for --mode coords, e.g. 0,5,17 (default 0..rows-1)")
-    tr.add_argument("--n-recon", type=A.count(A.MAX_IMAGES, lo=0), default=D.TRAVERSE["n_recon"],
+    tr.add_argument("--n-recon", type=A.count(A.MAX_IMAGES), default=D.TRAVERSE["n_recon"],
                     help="real images for the reconstruction error (default: %(default)s)")
     tr.add_argument("--seed", type=A.seed, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
     tr.add_argument("--out", type=A.writable_output, default=None, help="output folder (default: RUN/plots/traverse)")

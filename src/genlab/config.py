@@ -67,7 +67,7 @@ class GANFIDConfig(_Section):
         "auto", description="auto = Inception weights when found, else the fallback (NOT comparable to published FIDs)")
     batch_size: int = Field(50, gt=0)
     kid_subset_size: Optional[int] = Field(None, gt=1, description="None = min(1000, N/2)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and Lightning take seeds in 0 .. 2^32-1")
 
 
 class GANConfig(_Section):
@@ -204,7 +204,7 @@ class OptimizerConfig(_Section):
 class TrainerConfig(_Section):
     max_epochs: int = Field(30, gt=0)
     max_steps: int = Field(-1, ge=-1, description="-1 = no step limit")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and Lightning take seeds in 0 .. 2^32-1")
     accelerator: str = "auto"
     devices: Union[int, str] = 1
     num_nodes: int = Field(1, gt=0)
