@@ -77,7 +77,7 @@ def test_holdout_is_disjoint_fixed_and_leaves_the_rest_alone(folder):
 
 def test_holdout_through_the_config(folder):
     cfg = load_config(None, ["data.name=folder", f"data.root={folder}", "data.channels=3", "data.image_size=16",
-                             "data.holdout=10"]).data
+                             "data.holdout=10", "model.channels=[8,8]"]).data
     held, train = build_dataset(cfg, "holdout"), build_dataset(cfg, "train")
     assert len(held) == 10 and len(train) + len(build_dataset(cfg, "val")) == N_IMAGES - 10
     assert not set(held.files) & set(train.files)
