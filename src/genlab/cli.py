@@ -60,10 +60,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise GenlabError("nothing to evaluate: pass --loglik or --quality")
     if args.quality:
         from genlab.eval.gan_quality import evaluate_gan_quality, format_quality
+        from genlab.eval.pixel_scores import evaluate_pixel_scores, format_pixel_scores
 
         quality = evaluate_gan_quality(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
         console.print(format_quality(quality))
-        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')}")
+        pixels = evaluate_pixel_scores(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
+        console.print(format_pixel_scores(pixels))
+        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')} and pixel_scores.json")
         if not args.loglik:
             return
     evaluate_loglik(args.run, n_images=args.n_images, samples=args.samples, estimators=args.estimator,
@@ -264,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
     e.add_argument("--quality", type=int, nargs="?", const=1000, default=0, metavar="N",
                    help="sample quality on N real images never trained on (the data.holdout split, else "
-                        "validation) and N samples: FD, KID, precision and recall (k=3); writes "
-                        "RUN/eval/quality.json (N is 1000 when given without a number)")
+                        "validation) and N samples: FD, KID, precision and recall (k=3), and pixel diversity and "
+                        "coverage at 32x32 (no pretrained network); writes RUN/eval/quality.json and "
+                        "RUN/eval/pixel_scores.json (N is 1000 when given without a number)")
     e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which checkpoint: best (validation metric) or last")
