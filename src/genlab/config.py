@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from genlab.errors import GenlabError
 
@@ -73,7 +73,16 @@ class GANConfig(_Section):
     ema: Optional[float] = Field(None, gt=0, lt=1, description="decay of an EMA generator used for sampling "
                                  "and FID (e.g. 0.999); None = off")
     diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
+    d_batch_norm: bool = Field(True, description="BatchNorm in the discriminator (DCGAN's rule); false for the "
+                               "least-squares loss, which draws noise with it (dcgan and lsgan only)")
     fid: GANFIDConfig = Field(default_factory=GANFIDConfig)
+
+    @model_validator(mode="after")
+    def _batch_norm_choice(self) -> "GANConfig":
+        if self.name == "bigan" and not self.d_batch_norm:
+            raise ValueError("model.d_batch_norm=false is for dcgan and lsgan; the BiGAN's joint "
+                             "discriminator keeps its BatchNorm (set model.d_batch_norm=true)")
+        return self
 
 
 class GMMPriorConfig(_Section):
