@@ -98,6 +98,20 @@ def cmd_traverse(args: argparse.Namespace) -> None:
         console.print(f"{name}: {path}")
 
 
+def cmd_disentangle(args: argparse.Namespace) -> None:
+    from genlab import defaults as D
+    from genlab.eval.disentanglement import evaluate_run
+    from genlab.eval.disentanglement.summary import format_result
+
+    console.print(f"disentanglement metrics of {args.run}: protocol {args.protocol}, {args.seeds} evaluation seeds",
+                  style="dim")
+    result = evaluate_run(args.run, protocol=args.protocol, n_seeds=args.seeds, data_root=args.data_root,
+                          which=args.checkpoint)
+    console.print(format_result(result))
+    console.print(f"wrote {os.path.join(args.run, 'eval', D.DISENTANGLE_RESULT)} and "
+                  f"{os.path.join(args.run, 'eval', D.DISENTANGLE_FIGURES)}/ (MI heatmap, traversals)")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from genlab.viz.report import write_report
 
@@ -308,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     tr.set_defaults(func=cmd_traverse)
 
+    dg = sub.add_parser("disentangle", help="dSprites disentanglement metrics of a run's mean code (BetaVAE, "
+                        "FactorVAE, MIG, SAP, DCI, modularity, explicitness) into RUN/eval/disentanglement.json, "
+                        "with an MI heatmap and labelled traversals")
+    dg.add_argument("run", help="a run directory of a dSprites model with an encoder (VAE family)")
+    dg.add_argument("--protocol", choices=D.DISENTANGLE_PROTOCOLS, default=D.DISENTANGLE["protocol"],
+                    help="dlib: disentanglement_lib's point counts and classifiers (slow on a CPU); cpu: fewer "
+                    "points and fewer boosted trees (default: %(default)s)")
+    dg.add_argument("--seeds", type=int, default=D.DISENTANGLE["seeds"],
+                    help="evaluation seeds; each metric is reported as the median [min, max] over them "
+                    "(default: %(default)s)")
+    dg.add_argument("--data-root", default=None, help="the official dSprites npz (or its folder); default: "
+                    "render the images with genlab's renderer")
+    dg.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.DISENTANGLE["which"],
+                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    dg.set_defaults(func=cmd_disentangle)
+
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
     r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
@@ -371,15 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
-                    "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
+                    "for a GPU), tiny (seconds; for tests), disentangle (VAE, beta-VAE, beta-TCVAE and FactorVAE "
+                    "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~5 h on a "
+                    "2-core CPU), disentangle-tiny, or a YAML file shaped like them (default: %(default)s)")
     st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
     st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
                     help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
                          "default: each config's data.root)")
     st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
-                    help="leave out stages, by name (e.g. bigan) or by dataset (e.g. celeba); the report says so "
-                         "(default: none)")
+                    help="leave out stages, by name (e.g. bigan), by dataset (e.g. celeba) or, in the "
+                         "disentangle study, by model (e.g. factorvae); the report says so (default: none)")
     st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")

@@ -16,7 +16,7 @@ from tests.study.fake_data import make_datasets
 
 from genlab.errors import GenlabError, Interrupted
 from genlab.study import pipeline
-from genlab.study.plan import STAGE_NAMES, load_profile, parse_data_roots, profile_names, skipped_stages
+from genlab.study.plan import STAGE_NAMES, STAGES, load_profile, parse_data_roots, profile_names, skipped_stages
 from genlab.study.report import collect_study, write_study_report
 
 ONLY_K128 = ["celeba", "dsprites", "bitmoji", "vqvae-K256", "vqvae-K512"]  # the quickest stage alone
@@ -48,7 +48,7 @@ def test_every_stage_and_step_runs_and_the_report_is_written(tiny_study):
     folder, outcome = tiny_study
     assert outcome == {name: "done" for name in STAGE_NAMES}
     state = json.loads((folder / "state.json").read_text())
-    for stage in pipeline.STAGES:
+    for stage in STAGES:
         entry = state["stages"][stage.name]
         assert entry["status"] == "done", (stage.name, entry)
         expected = ["compare"] if stage.kind == "compare" else ["train", *stage.steps, "report"]
@@ -200,10 +200,10 @@ def test_typos_fail_with_one_line(tmp_path):
 
 def test_every_bundled_profile_builds_every_stage_config(tmp_path):
     """A typo in a profile's overrides (or a config renamed under it) fails here, not an hour in."""
-    assert {"cpu", "full", "tiny"} <= set(profile_names())
+    assert {"cpu", "full", "tiny", "disentangle", "disentangle-tiny"} <= set(profile_names())
     for name in profile_names():
         profile = load_profile(name)
-        for stage in pipeline.STAGES:
+        for stage in profile.stage_list():
             if stage.kind != "train":
                 continue
             cfg = pipeline.stage_config(stage, profile, {"bitmoji": str(tmp_path)}, tmp_path)
@@ -211,7 +211,7 @@ def test_every_bundled_profile_builds_every_stage_config(tmp_path):
             if stage.dataset == "bitmoji":
                 assert cfg.data.root == str(tmp_path.resolve())
     cpu = load_profile("cpu")
-    cfg = pipeline.stage_config(pipeline.STAGES[0], cpu, {}, tmp_path)
+    cfg = pipeline.stage_config(STAGES[0], cpu, {}, tmp_path)
     assert cfg.data.subset == 2000 and cfg.trainer.max_epochs == 3
     full = load_profile("full")
     assert all(not full.settings(s).overrides or s.startswith(("vqvae", "vae-dsprites-recipe", "dcgan-recipe"))

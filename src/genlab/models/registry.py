@@ -11,9 +11,18 @@ from typing import Callable
 
 from torch import nn
 
-from genlab.config import ExperimentConfig, GANConfig, VAEConfig, VQVAEConfig
+from genlab.config import (
+    BetaTCVAEConfig,
+    BetaVAEConfig,
+    ExperimentConfig,
+    FactorVAEConfig,
+    GANConfig,
+    VAEConfig,
+    VQVAEConfig,
+)
 from genlab.models.bigan import BiGAN
 from genlab.models.dcgan import DCGAN
+from genlab.models.disentangle import BetaTCVAE, BetaVAE, FactorVAE
 from genlab.models.priors.code_vae import CodeVAE
 from genlab.models.priors.pixelcnn import GatedPixelCNN
 from genlab.models.vae import ConvVAE
@@ -63,11 +72,24 @@ def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
                  image_size=cfg.data.image_size)
 
 
+def build_disentangling_vae(cfg: ExperimentConfig) -> BetaVAE | BetaTCVAE | FactorVAE:
+    m, d = cfg.model, cfg.data
+    assert isinstance(m, (BetaVAEConfig, BetaTCVAEConfig, FactorVAEConfig))
+    shape = dict(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim)
+    if isinstance(m, BetaVAEConfig):
+        return BetaVAE(**shape, beta=m.beta)
+    if isinstance(m, BetaTCVAEConfig):
+        return BetaTCVAE(**shape, alpha=m.alpha, beta=m.beta, gamma=m.gamma)
+    return FactorVAE(**shape, gamma=m.gamma, disc_hidden=m.disc_hidden, disc_layers=m.disc_layers)
+
+
 register_model("vae", build_vae)
 register_model("dcgan", build_gan)
 register_model("lsgan", build_gan)
 register_model("bigan", build_gan)
 register_model("vqvae", build_vqvae)
+for _name in ("betavae", "btcvae", "factorvae"):
+    register_model(_name, build_disentangling_vae)
 
 
 def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> nn.Module:

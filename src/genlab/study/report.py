@@ -18,7 +18,7 @@ from typing import Any
 from genlab.errors import GenlabError
 from genlab.eval import units
 from genlab.io import atomic_write_json, atomic_write_text
-from genlab.study.plan import STAGES, Stage
+from genlab.study.plan import DISENTANGLE_MODELS, STAGES, Stage, stages_of
 
 # What the study reported (../shared/DESIGN.md, "The reference study")
 STUDY_FID = {"dcgan": 131.7, "lsgan": 129.3, "bigan": 133.1}
@@ -33,6 +33,33 @@ STUDY_LOGLIK_WHY = {  # one line each; units.study_reference()["why"] has the ar
 }
 STUDY_VQVAE = "reconstruction grids for K = 128, 256, 512; K = 512 looked best (no number reported)"
 STUDY_PRIORS = "a 100-component Gaussian mixture and a small VAE over the code maps; decoded samples shown (no number)"
+
+
+# The disentanglement comparison: approximate published ranges on dSprites, read by eye from the score
+# distributions of Locatello et al. 2019 ("Challenging Common Assumptions in the Unsupervised Learning of
+# Disentangled Representations", ICML; Figure 13 in the appendix: beta-VAE, AnnealedVAE, FactorVAE, beta-TCVAE,
+# DIP-VAE-I/II, 6 hyperparameter values x 50 seeds each, 300,000 steps at batch 64). One range per metric,
+# the four methods here pooled (their distributions overlap widely; the figure gives no per-model table).
+# Approximate to about +-0.05: check the figure before quoting a bound. None = the paper reports no value.
+PUBLISHED_DSPRITES: dict[str, tuple[float, float] | None] = {
+    "betavae_score": (0.60, 0.90),
+    "factorvae_score": (0.45, 0.85),
+    "mig": (0.00, 0.40),
+    "sap": (0.00, 0.10),
+    "dci.disentanglement": (0.00, 0.60),
+    "dci.completeness": None,
+    "dci.informativeness": None,
+    "modularity": (0.75, 0.95),
+    "explicitness": None,  # Ridgeway & Mozer 2018; not in Locatello et al.'s study
+}
+DISENTANGLE_METRICS = {
+    "betavae_score": "BetaVAE score", "factorvae_score": "FactorVAE score", "mig": "MIG", "sap": "SAP",
+    "dci.disentanglement": "DCI disentanglement", "dci.completeness": "DCI completeness",
+    "dci.informativeness": "DCI informativeness", "modularity": "modularity", "explicitness": "explicitness",
+}
+PUBLISHED_NOTE = ("published: approximate ranges read from Locatello et al. 2019 (ICML), Figure 13, dSprites, over "
+                  "all methods, hyperparameters and 50 seeds, each model trained 300,000 steps at batch 64; genlab's "
+                  "runs train far fewer steps (column 'steps'), so lower scores are expected")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -180,6 +207,68 @@ def reconstruction_row(stage: Stage, run: Path) -> dict[str, Any] | None:
             "source": f"{stage.name}/eval/reconstruction.json"}
 
 
+def metric_value(result: dict[str, Any], key: str) -> float | None:
+    """A metric of eval/disentanglement.json by dotted key ("dci.completeness"): its median over evaluation
+    seeds (or the plain number); None when absent."""
+    node: Any = result
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node = node.get("median")
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def training_steps(run: Path) -> int | None:
+    """Optimiser steps of the model (batches) the run's config asks for."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    data, trainer = cfg.get("data", {}), cfg.get("trainer", {})
+    subset = data.get("subset") or 737_280
+    train = subset - int(round(subset * data.get("val_fraction", 0.1)))
+    return math.ceil(train / data.get("batch_size", 64)) * int(trainer.get("max_epochs", 1))
+
+
+def disentanglement_rows(folder: Path, stages: tuple[Stage, ...]) -> list[dict[str, Any]]:
+    """One row per model and metric: the median over evaluation seeds of each training seed's run,
+    summarised as median [min, max] over the training seeds, beside the published range."""
+    rows = []
+    for model, title in DISENTANGLE_MODELS.items():
+        runs = [folder / s.name for s in stages if s.group == model]
+        results = {run.name: _read(run / "eval" / "disentanglement.json") for run in runs}
+        found = {name: r for name, r in results.items() if r}
+        if not found:
+            continue
+        steps = sorted({n for n in (training_steps(run) for run in runs if run.name in found) if n})
+        for key, name in DISENTANGLE_METRICS.items():
+            per_seed = {run: metric_value(r, key) for run, r in found.items()}
+            values = sorted(v for v in per_seed.values() if v is not None)
+            published = PUBLISHED_DSPRITES.get(key)
+            rows.append({"model": model, "title": title, "metric": key, "name": name,
+                         "median": _median(values), "min": values[0] if values else None,
+                         "max": values[-1] if values else None, "n_seeds": len(values), "per_seed": per_seed,
+                         "published_min": published[0] if published else None,
+                         "published_max": published[1] if published else None,
+                         "steps": steps, "protocol": next(iter(found.values())).get("protocol"),
+                         "source": [f"{run}/eval/disentanglement.json" for run in found]})
+    return rows
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _range(lo: Any, mid: Any, hi: Any, spec: str = ".3f") -> str:
+    """"median [min, max]", or "–" when there is no value."""
+    return "–" if mid is None else f"{_fmt(mid, spec)} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]"
+
+
 # --- pictures -------------------------------------------------------------------------------------
 def _last(folder: Path, pattern: str = "epoch_*.png") -> Path | None:
     found = sorted(folder.glob(pattern))
@@ -191,6 +280,10 @@ def pictures(folder: Path, stage: Stage) -> list[tuple[Path, str]]:
     candidates: list[tuple[Path | None, str]] = []
     if stage.kind == "compare":
         candidates.append((run / "comparison.png", "held-out originals, then one row of reconstructions per K"))
+    elif stage.group:  # the disentanglement comparison: genlab disentangle's pictures
+        candidates += [(p, f"{p.stem.replace('_', ' ')} (genlab disentangle)") for p in sorted((run / "eval").rglob("*.png"))]
+        candidates += [(_last(run / "reconstructions"), "reconstructions (originals above)"),
+                       (run / "plots" / "loss_curves.png", "loss curves")]
     elif stage.name.startswith("vae"):
         candidates += [(run / "samples" / "final_10x10.png", "10x10 samples (N(0, I) prior)"),
                        (run / "samples" / "final_10x10_aggregate_gmm.png", "10x10 samples (aggregate-posterior GMM prior)"),
@@ -221,8 +314,9 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
     if state is None:
         raise GenlabError(f"{folder}: not a genlab study folder (no readable state.json); run `genlab study` first")
     profile = state.get("profile", "?")
+    study_stages = stages_of(state.get("study", "reference"))
     stages, comparisons, quality, sprites, recon = [], [], [], [], []
-    for stage in STAGES:
+    for stage in study_stages:
         entry = state.get("stages", {}).get(stage.name, {"status": "pending"})
         run = folder / stage.name
         stages.append({"name": stage.name, "title": stage.title, "experiment": stage.experiment,
@@ -252,7 +346,8 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
             "reconstruction": recon,
             "vqvae": {"study": STUDY_VQVAE, **(vq or {})} if vq else None,
             "priors": {"study": STUDY_PRIORS, **priors} if priors else None,
-            "study_loglik_reference": units.study_reference()}
+            "study_loglik_reference": units.study_reference(), "study": state.get("study", "reference"),
+            "disentanglement": {"rows": disentanglement_rows(folder, study_stages), "note": PUBLISHED_NOTE}}
 
 
 def write_study_report(folder: str | Path, out: str | Path | None = None) -> Path:
@@ -272,7 +367,7 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
             figure = plot_dcgan_fid_curve(data["dcgan_fid_curve"], assets.new_figure(DCGAN_CURVE))
             data["dcgan_fid_curve"]["plot"] = assets.src(figure, DCGAN_CURVE)
         gallery = []
-        for stage in STAGES:
+        for stage in stages_of(data["study"]):
             found = pictures(folder, stage)
             if exported:  # a docs copy: small palette PNGs beside the page, linked relatively
                 found = [(small_copy(p, out / "pictures" / stage.name / f"{p.parent.name}_{p.name}"), c)
@@ -326,6 +421,14 @@ def markdown_summary(data: dict[str, Any]) -> str:
                        [[r["stage"], r["setting"], r["likelihood"], r["prior"], f(r["mean_iou"], ".3f"),
                          f(100 * r["empty_fraction"] if r["empty_fraction"] is not None else None, ".0f") + "%"]
                         for r in data["sprites"]])
+    dis = data.get("disentanglement") or {}
+    if dis.get("rows"):
+        lines += ["", f"Disentanglement on dSprites: median [min, max] over training seeds; {dis['note']}."]
+        lines += _md_table(["model", "metric", "genlab", "seeds", "steps", "published"],
+                           [[r["title"], r["name"], _range(r["min"], r["median"], r["max"]), r["n_seeds"],
+                             ", ".join(f"{n:,}" for n in r["steps"]) or "–",
+                             f"{f(r['published_min'])}–{f(r['published_max'])}" if r["published_min"] is not None
+                             else "not reported"] for r in dis["rows"]])
     return "\n".join(lines) + "\n"
 
 
