@@ -5,7 +5,7 @@ mean outputs on the real and generated batch (D step), its output on the same ge
 after the D step (G step), and both losses; at the end a 8x8 grid of samples and the pixel
 diversity of 500 samples against the 500 held-out faces (`genlab.eval.pixel_scores`, 32x32).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lsgan_batchnorm.py ls:ls:64:60:bn:32 dc:bce:64:60:bn:32 \
+    BITMOJI=../shared/data/bitmoji OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lsgan_batchnorm.py ls:ls:64:60:bn:32 \
         lsnobn:ls:64:60:nobn:32          # tag:loss:width:steps:variant:image size
 
 Losses: bce (DCGAN), ls (LSGAN a=0, b=c=1), ls101 (a=-1, b=1, c=0). Variants: bn (genlab's networks
@@ -16,6 +16,7 @@ and generated images through D in one batch, in both steps). Adam 2e-4 (0.2, 0.9
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from genlab.eval.pixel_scores import diversity
 from genlab.models.dcgan import DCGAN, discriminator_loss, generator_loss
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "bitmoji"
+DATA = Path(os.environ.get("BITMOJI", ROOT.parent / "shared" / "data" / "bitmoji"))  # a worktree: set BITMOJI
 OUT = ROOT / "benchmarks" / "results" / "lsgan"
 
 
