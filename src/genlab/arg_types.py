@@ -22,6 +22,7 @@ MAX_BATCH = 65_536
 MAX_EPOCHS = 1_000_000
 MAX_NODES = 4096
 MAX_CODES = 65_536  # codebook sizes: indices are stored as uint16
+MAX_EVAL_SEEDS = 100  # repetitions of an evaluation, each a full run of its metrics
 
 
 class IntRange:
