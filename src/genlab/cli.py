@@ -232,8 +232,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        """A bad option or value: one line naming it (not the usage block), exit status 2."""
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        """A bad option or value is a user's mistake like any other: one line naming it (not the usage
+        block), printed by `main`, exit status 2."""
+        raise GenlabError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _verbose_flag(parser: argparse.ArgumentParser) -> None:
@@ -455,7 +456,11 @@ def _apply_shortcuts(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except GenlabError as exc:  # a bad option or value (Parser.error)
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 2
     _apply_shortcuts(args)
     if getattr(args, "verbose", False):
         from genlab.progress import VERBOSE_ENV
