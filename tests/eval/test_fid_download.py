@@ -213,23 +213,31 @@ def test_two_processes_fetching_at_once_download_once_and_both_compute_the_fid(h
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
     code = ("import sys\nfrom tests.eval import tiny_fid\ntiny_fid.use()\nfrom genlab.cli import main\n"
             f"sys.exit(main(['fid', {pngs[0]!r}, {pngs[1]!r}, '--dims', '64']))")
-    run = [sys.executable, "-c", code]
-    first = subprocess.Popen(run, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # both start together (importing torch is most of their time); the one that asks first is held
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs: list[list[str]] = [[], []]
+    waiting = threading.Event()
+
+    def read(i: int) -> None:
+        for line in procs[i].stderr:
+            errs[i].append(line)
+            if "waiting for another process downloading" in line:
+                waiting.set()
+
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(2)]
+    for t in readers:
+        t.start()
     try:
-        deadline = time.monotonic() + 60
-        while not server.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.requests, "the first process never asked"
-        second = subprocess.Popen(run, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert second.stderr is not None
-        waiting = second.stderr.readline()  # blocks until the second process is waiting on the lock
-        assert "waiting for another process downloading" in waiting
-        assert not (hub / OFFICIAL).exists()
+        assert waiting.wait(timeout=120), errs  # one process is waiting on the other's download
+        assert len(server.requests) == 1 and not (hub / OFFICIAL).exists()
     finally:
         server.gate.set()
-    out1, err1 = first.communicate(timeout=120)
-    out2, err2 = second.communicate(timeout=120)
-    assert first.returncode == 0 and second.returncode == 0, (err1, err2)
-    assert out1.splitlines()[-1] == out2.splitlines()[-1] and out1.splitlines()[-1].startswith("FID:")
-    assert len(server.requests) == 1
+    outs = [p.stdout.read() for p in procs]
+    codes = [p.wait(timeout=120) for p in procs]
+    for t in readers:
+        t.join(timeout=10)
+    assert codes == [0, 0], errs
+    assert outs[0].splitlines()[-1] == outs[1].splitlines()[-1] and outs[0].splitlines()[-1].startswith("FID:")
+    assert len(server.requests) == 1  # one download for both
     assert sorted(p.name for p in hub.iterdir()) == [OFFICIAL] and (hub / OFFICIAL).read_bytes() == body

@@ -3,6 +3,7 @@ optimiser and a late SIGTERM (issue 13): nothing lost, one-line errors, status.j
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import signal
@@ -146,6 +147,23 @@ def test_a_validation_split_smaller_than_a_grid_row_trains_and_writes_its_grids(
     run = runner.train(tiny_cfg("trainer.max_epochs=1"))
     assert run.status()["status"] == "finished"
     assert (run.reconstructions / "epoch_000.png").is_file() and run.last_checkpoint.is_file()
+
+
+# --- metrics.csv across kills and resumes ------------------------------------------------------------
+def test_metrics_rows_are_written_once_whatever_the_kills_and_resumes(tiny_cfg):
+    every_step = "trainer.log_every_n_steps=1"
+    run = runner.train(tiny_cfg("trainer.max_epochs=1", every_step))
+    epoch_1 = run.last_checkpoint.read_bytes()
+    runner.train(tiny_cfg("trainer.max_epochs=2", every_step), resume=run.path)
+    # killed after epoch 2's rows reached metrics.csv but before its last.ckpt did: resume redoes epoch 2
+    run.last_checkpoint.write_bytes(epoch_1)
+    runner.train(tiny_cfg("trainer.max_epochs=3", every_step), resume=run.path)
+    runner.train(tiny_cfg("trainer.max_epochs=3", every_step), resume=run.path)  # nothing left to do: no rows
+    with open(run.metrics_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows if r.get("train/elbo_step")] == list(range(9))  # 3 batches x 3 epochs
+    assert [int(r["epoch"]) for r in rows if r.get("val/elbo")] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows if r.get("train/elbo_epoch")] == [0, 1, 2]
 
 
 # --- optimiser settings on resume --------------------------------------------------------------------
