@@ -257,6 +257,46 @@ def test_sigterm_during_the_final_fid_stops_at_once_and_marks_the_run(tmp_path, 
     assert run.status()["status"] == "interrupted" and "--resume" in run.status()["message"]
 
 
+def test_a_gan_resumed_after_a_late_sigterm_ends_with_its_final_fid(tmp_path, monkeypatch):
+    """SIGTERM after the last epoch, before the final FID: the resumed run has no epoch left, so
+    Lightning skips on_train_end; the final FID (and eval/fid.json's "final") must still come."""
+    import json
+
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+    from genlab.config import load_config
+    from genlab.errors import Interrupted
+    from genlab.train import fid_callback
+
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+    monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+    real_on_train_end = fid_callback.FIDCallback.on_train_end
+    kills = []
+
+    def killed_once(self, trainer, pl_module):
+        if not kills:
+            kills.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill <pid>` just as training ends
+        return real_on_train_end(self, trainer, pl_module)
+
+    monkeypatch.setattr(fid_callback.FIDCallback, "on_train_end", killed_once)
+    cfg = load_config("dcgan-bitmoji-quick", [*TINY, f"output.runs_dir={tmp_path / 'runs'}", "output.run_name=g",
+                                              "trainer.max_epochs=2", "model.fid.n=16", "model.fid.final_n=24",
+                                              "model.fid.batch_size=16"])
+    with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+        runner.train(cfg)
+    run = Run(tmp_path / "runs" / "g")
+    record = json.loads((run.eval / "fid.json").read_text())
+    assert "final" not in record and [h["epoch"] for h in record["history"]] == [0, 1]
+
+    runner.train(cfg, resume=run.path)
+    record = json.loads((run.eval / "fid.json").read_text())
+    assert record["final"]["n_fake"] == 24 and record["final"]["checkpoint"] == "best.ckpt"
+    assert [h["epoch"] for h in record["history"]] == [0, 1]  # the epochs before the kill are kept
+    assert record["final"]["epoch"] == min(record["history"], key=lambda h: h["fid"])["epoch"]
+    assert run.status()["status"] == "finished"
+
+
 # --- a data error --------------------------------------------------------------------------------------------
 def test_a_missing_dataset_leaves_no_run_folder(tiny_cfg, tmp_path):
     cfg = tiny_cfg("data.name=folder", f"data.root={tmp_path / 'nowhere'}", "data.channels=1",

@@ -66,6 +66,7 @@ class FIDCallback(L.Callback):
         self.real_set = None
         self.order: list[int] = []
         self.trainer: L.Trainer | None = None
+        self.final_done = False  # on_train_end ran in this fit
 
     def stop_if_asked(self) -> None:
         """Lightning only checks for SIGTERM between training batches; an FID of thousands of images
@@ -135,9 +136,11 @@ class FIDCallback(L.Callback):
         gen = torch.Generator().manual_seed(self.settings.seed)
         self.order = torch.randperm(len(self.real_set), generator=gen).tolist()
         self.record = {"history": []}
+        self.final_done = False
         if self.run.eval.joinpath("fid.json").is_file():  # resumed: keep the epochs already done
+            # (the loops are restored after on_fit_start: an epoch that is redone replaces its entry then)
             old = json.loads(self.run.eval.joinpath("fid.json").read_text())
-            self.record["history"] = [h for h in old.get("history", []) if h["epoch"] < trainer.current_epoch]
+            self.record["history"] = list(old.get("history", []))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         every = self.settings.every_n_epochs
@@ -149,7 +152,7 @@ class FIDCallback(L.Callback):
         if trainer.is_global_zero:
             result = self.evaluate(pl_module, self._ensure_evaluator(), self.settings.n)
             entry = {"epoch": epoch, "step": trainer.global_step, **self._summary(result)}
-            self.record["history"].append(entry)
+            self.record["history"] = [h for h in self.record["history"] if h["epoch"] < epoch] + [entry]
             self._write(result)
             values = (result.value, result.kid_mean)
         fid, kid = trainer.strategy.broadcast(values, src=0)
@@ -157,7 +160,14 @@ class FIDCallback(L.Callback):
         if kid is not None:
             pl_module.log("kid", kid, on_step=False, on_epoch=True)
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # Lightning skips on_train_end when a resumed run's epochs are all done already (a SIGTERM after
+        # the last epoch, before the final FID): the final FID is computed here then.
+        if not self.final_done:
+            self.on_train_end(trainer, pl_module)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.final_done = True
         if not trainer.is_global_zero or self.settings.final_n == 0:
             return
         evaluator = self._ensure_evaluator()
