@@ -202,6 +202,42 @@ def test_a_diverging_bernoulli_vae_stops_with_the_nan_message(tiny_cfg):
     assert Run(Path(cfg.output.runs_dir) / "nan").status()["status"] == "failed"
 
 
+def _diverging(model: str, tmp_path: Path, monkeypatch) -> tuple:
+    """A tiny config of `model` and, for the resumed run, an absurd learning rate."""
+    from genlab.config import load_config
+
+    if model == "vqvae":
+        from tests.train.test_vqvae_training import TINY, fake_builder
+
+        monkeypatch.setitem(registry.BUILDERS, "tinyimagenet", fake_builder)
+        base = ["vqvae-tinyimagenet-quick", TINY]
+    else:
+        from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+        from genlab.train import fid_callback
+
+        monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+        monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+        base = [f"{model}-bitmoji-quick", [*TINY, "model.fid.n=16", "model.fid.final_n=0", "model.fid.batch_size=16"]]
+    name, overrides = base
+
+    def cfg(*extra: str):
+        return load_config(name, [*overrides, f"output.runs_dir={tmp_path / 'runs'}", "output.run_name=d", *extra])
+    return cfg
+
+
+@pytest.mark.parametrize("model", ["dcgan", "lsgan", "bigan", "vqvae"])
+def test_a_real_divergence_of_a_gan_or_a_vqvae_stops_and_keeps_the_last_good_checkpoint(model, tmp_path, monkeypatch):
+    cfg = _diverging(model, tmp_path, monkeypatch)
+    run = runner.train(cfg("trainer.max_epochs=1"))
+    good = run.last_checkpoint.read_bytes()
+    with pytest.raises(GenlabError, match=r"became (nan|inf).*last good checkpoint was kept"):
+        runner.train(cfg("trainer.max_epochs=3", "optimizer.lr=1e30"), resume=run.path)
+    assert run.last_checkpoint.read_bytes() == good  # the diverged weights were never saved
+    assert run.status()["status"] == "failed"
+    assert all(torch.isfinite(v).all() for v in _params(run.last_checkpoint).values() if v.is_floating_point())
+
+
 # --- two processes on one run ------------------------------------------------------------------------------
 def test_a_second_process_on_a_run_is_refused_naming_the_holder(tiny_cfg):
     run = runner.train(tiny_cfg("trainer.max_epochs=1"))
