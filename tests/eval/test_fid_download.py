@@ -241,3 +241,28 @@ def test_two_processes_fetching_at_once_download_once_and_both_compute_the_fid(h
     assert outs[0].splitlines()[-1] == outs[1].splitlines()[-1] and outs[0].splitlines()[-1].startswith("FID:")
     assert len(server.requests) == 1  # one download for both
     assert sorted(p.name for p in hub.iterdir()) == [OFFICIAL] and (hub / OFFICIAL).read_bytes() == body
+
+
+def test_training_falls_back_only_after_the_download_failed_and_says_why(hub, server, tmp_path, monkeypatch):
+    import json
+
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+    from genlab.config import load_config
+    from genlab.data import registry
+    from genlab.train import fid_callback
+    from genlab.train.runner import train
+
+    monkeypatch.setenv("GENLAB_FID_WEIGHTS_URL", f"{server.url}/gone.pth")
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+    # the fallback network itself is the tiny one (pytorch-fid's Inception would take minutes here)
+    monkeypatch.setattr(fid_callback, "fallback_extractor", lambda real, **kwargs: tiny_extractor())
+    cfg = load_config("dcgan-bitmoji-quick", [*TINY, f"output.runs_dir={tmp_path / 'runs'}", "trainer.max_epochs=1",
+                                              "model.fid.n=16", "model.fid.final_n=16", "model.fid.batch_size=16"])
+    with pytest.warns(UserWarning, match="HTTP 404.*Using the fallback extractor"):
+        run = train(cfg)
+    assert len(server.requests) == 1  # it did try to download first
+    record = json.loads((run.eval / "fid.json").read_text())
+    assert record["comparable_to_published_fid"] is False
+    assert "HTTP 404" in record["fallback_reason"] and f"{server.url}/gone.pth" in record["fallback_reason"]
+    assert "HTTP 404" in run.report.read_text()  # the report shows fid.json, the reason with it
