@@ -191,6 +191,20 @@ def test_a_failed_download_is_tried_once_per_process_and_offline_never_tries(hub
     assert len(server.requests) == 1
 
 
+def test_data_download_inception_fetches_ahead_for_an_offline_node(hub, server, pngs, monkeypatch, capsys):
+    body = tiny_fid.weights_bytes()
+    mirror(monkeypatch, server, body, sha=hashlib.sha256(body).hexdigest())
+    monkeypatch.setenv("GENLAB_OFFLINE", "1")
+    line = one_error_line(capsys, ["data", "download", "inception"])  # offline means never, even here
+    assert "GENLAB_OFFLINE is set" in line and server.requests == []
+    monkeypatch.delenv("GENLAB_OFFLINE")
+    assert main(["data", "download", "inception"]) == 0
+    assert str(hub / OFFICIAL) in capsys.readouterr().out.replace("\n", "")
+    assert main(["fid", *pngs, "--dims", "64", "--offline"]) == 0  # the compute node: no network needed
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("FID:")
+    assert len(server.requests) == 1
+
+
 def test_the_offline_flag_never_downloads(hub, server, pngs, monkeypatch, capsys):
     monkeypatch.setenv("GENLAB_FID_WEIGHTS_URL", f"{server.url}/w.pth")
     line = one_error_line(capsys, ["fid", *pngs, "--dims", "64", "--offline"])

@@ -149,6 +149,8 @@ def resolve_weights(weights: str | os.PathLike | None = None) -> Path:
 def download_inception_weights(progress: bool = True) -> Path:
     """The FID weights in the torch hub cache, downloaded from `weights_url()` and verified if
     missing ($GENLAB_FID_WEIGHTS_SHA256 replaces the check of the hash in the file name)."""
+    if offline() and not hub_weights_path().is_file():
+        raise _missing(hub_weights_path(), HUB_SOURCE)
     return download_weights(weights_url(), hub_weights_path(), check_weights_file,
                             sha256=os.environ.get(SHA256_ENV) or None, progress=progress)
 
