@@ -28,6 +28,10 @@ KINDS = {
     "bigan": {"model": {"name": "bigan", "latent_dim": 5, "g_width": 4, "d_width": 4}, "data": {"channels": 3}},
     "vqvae": {"model": {"name": "vqvae", "num_codes": 8, "code_dim": 4, "hidden": 8, "res_hidden": 4,
                         "res_blocks": 1, "init": "uniform"}, "data": {"channels": 3}},
+    "betavae": {"model": {"name": "betavae", "latent_dim": 4, "beta": 4.0}, "data": {"channels": 1}},
+    "btcvae": {"model": {"name": "btcvae", "latent_dim": 4}, "data": {"channels": 1}},
+    "factorvae": {"model": {"name": "factorvae", "latent_dim": 4, "disc_hidden": 8, "disc_layers": 2},
+                  "data": {"channels": 1}},
 }
 
 
@@ -88,7 +92,7 @@ def test_every_model_keeps_the_contract_through_genlab_load(runs, kind):
         torch.testing.assert_close(model.sample(noise), module.net.sample(noise), rtol=0, atol=0)
 
     x = torch.rand(3, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    has_encoder = kind in ("vae", "bigan", "vqvae")
+    has_encoder = kind in ("vae", "bigan", "vqvae", "betavae", "btcvae", "factorvae")
     assert model.has_encoder == has_encoder
     assert hasattr(model, "reconstruct") == has_encoder and hasattr(model, "encode") == has_encoder
     if has_encoder:

@@ -33,3 +33,8 @@ def test_demo_samples_from_the_configured_prior_and_reports_both(tiny_data, tmp_
     text = out.getvalue()
     assert "aggregate-posterior GMM prior, n=100" in text and "N(0, I) prior, n=100" in text
     assert f"{q['mean_iou']:.3f}" in text and f"{q['standard']['mean_iou']:.3f}" in text
+    # the shapes matched and the crisp share, in the json and on the terminal, for both priors
+    for figures in (q, q["standard"]):
+        assert set(figures["shapes"]) == {"square", "ellipse", "heart"} and 0 <= figures["crisp_fraction"] <= 1
+        assert f"{100 * figures['crisp_fraction']:.0f}%" in text
+    assert text.count("crisp (IoU >= 0.9)") == 2 and "best matches:" in text

@@ -60,10 +60,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise GenlabError("nothing to evaluate: pass --loglik or --quality")
     if args.quality:
         from genlab.eval.gan_quality import evaluate_gan_quality, format_quality
+        from genlab.eval.pixel_scores import evaluate_pixel_scores, format_pixel_scores
 
         quality = evaluate_gan_quality(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
         console.print(format_quality(quality))
-        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')}")
+        pixels = evaluate_pixel_scores(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
+        console.print(format_pixel_scores(pixels))
+        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')} and pixel_scores.json")
         if not args.loglik:
             return
     evaluate_loglik(args.run, n_images=args.n_images, samples=args.samples, estimators=args.estimator,
@@ -101,6 +104,20 @@ def cmd_traverse(args: argparse.Namespace) -> None:
                            which=args.checkpoint)
     for name, path in written.items():
         console.print(f"{name}: {path}")
+
+
+def cmd_disentangle(args: argparse.Namespace) -> None:
+    from genlab import defaults as D
+    from genlab.eval.disentanglement import evaluate_run
+    from genlab.eval.disentanglement.summary import format_result
+
+    console.print(f"disentanglement metrics of {args.run}: protocol {args.protocol}, {args.seeds} evaluation seeds",
+                  style="dim")
+    result = evaluate_run(args.run, protocol=args.protocol, n_seeds=args.seeds, data_root=args.data_root,
+                          which=args.checkpoint)
+    console.print(format_result(result))
+    console.print(f"wrote {os.path.join(args.run, 'eval', D.DISENTANGLE_RESULT)} and "
+                  f"{os.path.join(args.run, 'eval', D.DISENTANGLE_FIGURES)}/ (MI heatmap, traversals)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -278,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
     e.add_argument("--quality", type=int, nargs="?", const=1000, default=0, metavar="N",
                    help="sample quality on N real images never trained on (the data.holdout split, else "
-                        "validation) and N samples: FD, KID, precision and recall (k=3); writes "
-                        "RUN/eval/quality.json (N is 1000 when given without a number)")
+                        "validation) and N samples: FD, KID, precision and recall (k=3), and pixel diversity and "
+                        "coverage at 32x32 (no pretrained network); writes RUN/eval/quality.json and "
+                        "RUN/eval/pixel_scores.json (N is 1000 when given without a number)")
     e.add_argument("--seed", type=int, default=0, help="seed of the image choice and the samplers")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which checkpoint: best (validation metric) or last")
@@ -320,6 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.TRAVERSE["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
     tr.set_defaults(func=cmd_traverse)
+
+    dg = sub.add_parser("disentangle", help="dSprites disentanglement metrics of a run's mean code (BetaVAE, "
+                        "FactorVAE, MIG, SAP, DCI, modularity, explicitness) into RUN/eval/disentanglement.json, "
+                        "with an MI heatmap and labelled traversals")
+    dg.add_argument("run", help="a run directory of a dSprites model with an encoder (VAE family)")
+    dg.add_argument("--protocol", choices=D.DISENTANGLE_PROTOCOLS, default=D.DISENTANGLE["protocol"],
+                    help="dlib: disentanglement_lib's point counts and classifiers (slow on a CPU); cpu: fewer "
+                    "points and fewer boosted trees (default: %(default)s)")
+    dg.add_argument("--seeds", type=int, default=D.DISENTANGLE["seeds"],
+                    help="evaluation seeds; each metric is reported as the median [min, max] over them "
+                    "(default: %(default)s)")
+    dg.add_argument("--data-root", default=None, help="the official dSprites npz (or its folder); default: "
+                    "render the images with genlab's renderer")
+    dg.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.DISENTANGLE["which"],
+                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    dg.set_defaults(func=cmd_disentangle)
 
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
@@ -385,15 +419,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="run every experiment of the reference study (and genlab's recipes "
                         "beside it) as one resumable pipeline, then write study.html and study.json")
     st.add_argument("--profile", default="cpu", help="cpu (a 2-core CPU, within 90 min), full (the study's settings, "
-                    "for a GPU), tiny (seconds; for tests) or a YAML file shaped like them (default: %(default)s)")
+                    "for a GPU), tiny (seconds; for tests), disentangle (VAE, beta-VAE, beta-TCVAE and FactorVAE "
+                    "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~5 h on a "
+                    "2-core CPU), disentangle-tiny, or a YAML file shaped like them (default: %(default)s)")
     st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
     st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
                     help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
                          "default: each config's data.root)")
     st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
-                    help="leave out stages, by name (e.g. bigan) or by dataset (e.g. celeba); the report says so "
-                         "(default: none)")
+                    help="leave out stages, by name (e.g. bigan), by dataset (e.g. celeba) or, in the "
+                         "disentangle study, by model (e.g. factorvae); the report says so (default: none)")
     st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")

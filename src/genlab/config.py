@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from genlab.errors import GenlabError
 
@@ -73,7 +73,16 @@ class GANConfig(_Section):
     ema: Optional[float] = Field(None, gt=0, lt=1, description="decay of an EMA generator used for sampling "
                                  "and FID (e.g. 0.999); None = off")
     diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
+    d_batch_norm: bool = Field(True, description="BatchNorm in the discriminator (DCGAN's rule); false for the "
+                               "least-squares loss, which draws noise with it (dcgan and lsgan only)")
     fid: GANFIDConfig = Field(default_factory=GANFIDConfig)
+
+    @model_validator(mode="after")
+    def _batch_norm_choice(self) -> "GANConfig":
+        if self.name == "bigan" and not self.d_batch_norm:
+            raise ValueError("model.d_batch_norm=false is for dcgan and lsgan; the BiGAN's joint "
+                             "discriminator keeps its BatchNorm (set model.d_batch_norm=true)")
+        return self
 
 
 class GMMPriorConfig(_Section):
@@ -136,9 +145,46 @@ class VQVAEConfig(_Section):
     priors: PriorsConfig = Field(default_factory=PriorsConfig)
 
 
+class DisentangleConfig(_Section):
+    """What the disentangling VAEs share: the network of Locatello et al. 2019 (genlab.models.disentangle)
+    with a Bernoulli likelihood, and its latent size."""
+
+    latent_dim: int = Field(10, gt=0)
+
+
+class BetaVAEConfig(DisentangleConfig):
+    """beta-VAE (Higgins et al. 2017); beta = 1 is the plain VAE."""
+
+    name: Literal["betavae"] = "betavae"
+    beta: float = Field(1.0, ge=0, description="KL weight in the training loss; val/elbo is always the true ELBO")
+
+
+class BetaTCVAEConfig(DisentangleConfig):
+    """beta-TCVAE (Chen et al. 2018): the KL split into index-code MI, total correlation and dimension-wise KL."""
+
+    name: Literal["btcvae"] = "btcvae"
+    alpha: float = Field(1.0, ge=0, description="weight of the index-code mutual information")
+    beta: float = Field(6.0, ge=0, description="weight of the total correlation")
+    gamma: float = Field(1.0, ge=0, description="weight of the dimension-wise KL")
+    dataset_size: Optional[int] = Field(None, gt=1, description="N of minibatch-stratified sampling; None = the "
+                                        "size of the training split")
+
+
+class FactorVAEConfig(DisentangleConfig):
+    """FactorVAE (Kim & Mnih 2018): gamma times a discriminator's total-correlation estimate on top of the ELBO."""
+
+    name: Literal["factorvae"] = "factorvae"
+    gamma: float = Field(35.0, ge=0, description="weight of the total correlation")
+    disc_hidden: int = Field(1000, gt=0, description="discriminator width (the paper: 1000)")
+    disc_layers: int = Field(6, gt=0, description="discriminator hidden layers (the paper: 6)")
+    disc_lr: float = Field(1e-4, gt=0, description="the discriminator's Adam learning rate (the paper: 1e-4)")
+    disc_betas: tuple[float, float] = Field((0.5, 0.9), description="the discriminator's Adam betas (the paper)")
+
+
 # The model sections the schema accepts, chosen by `model.name`; `register_model_config` adds one.
-MODEL_CONFIGS: list[type[BaseModel]] = [VAEConfig, GANConfig, VQVAEConfig]
-ModelConfig = Annotated[Union[VAEConfig, GANConfig, VQVAEConfig], Field(discriminator="name")]
+MODEL_CONFIGS: list[type[BaseModel]] = [VAEConfig, GANConfig, VQVAEConfig, BetaVAEConfig, BetaTCVAEConfig, FactorVAEConfig]
+ModelConfig = Annotated[Union[VAEConfig, GANConfig, VQVAEConfig, BetaVAEConfig, BetaTCVAEConfig, FactorVAEConfig],
+                        Field(discriminator="name")]
 
 
 def model_names() -> list[str]:

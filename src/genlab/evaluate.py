@@ -12,6 +12,7 @@ from genlab.errors import GenlabError
 from genlab.runs import Run
 
 ALL_ESTIMATORS = ("is", "appendix-d", "ais")
+LIKELIHOOD_CONTRACT = ("encode", "log_prior", "log_likelihood", "likelihood")  # what the estimators use
 
 
 def pick_images(run: Run, n_images: int, seed: int) -> tuple[torch.Tensor, list[int]]:
@@ -35,7 +36,7 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
 
     run = Run.open(run_dir)
     cfg = run.config()
-    if not hasattr(cfg.model, "latent_dim") or cfg.model.name != "vae":
+    if not hasattr(cfg.model, "latent_dim"):
         raise GenlabError(f"{run.path}: log-likelihood needs a VAE-like model, this run is {cfg.model.name!r}")
     estimators = list(estimators or cfg.eval.estimators)
     if "all" in estimators:
@@ -43,6 +44,8 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
     n_images = n_images or cfg.eval.n_images
     samples = samples or cfg.eval.samples
     model = run.load_model(which, device)
+    if not all(hasattr(model, a) for a in LIKELIHOOD_CONTRACT):  # the GANs have a latent_dim but no likelihood
+        raise GenlabError(f"{run.path}: log-likelihood needs a VAE-like model, this run is {cfg.model.name!r}")
     images, ids = pick_images(run, n_images, seed)
     is_options = {"proposal": proposal} if proposal else {}
     estimators = tuple(dict.fromkeys(estimators))

@@ -16,7 +16,7 @@ from tests.study.fake_data import make_datasets
 
 from genlab.errors import GenlabError, Interrupted
 from genlab.study import pipeline
-from genlab.study.plan import STAGE_NAMES, load_profile, parse_data_roots, profile_names, skipped_stages
+from genlab.study.plan import STAGE_NAMES, STAGES, load_profile, parse_data_roots, profile_names, skipped_stages
 from genlab.study.report import collect_study, write_study_report
 
 ONLY_K128 = ["celeba", "dsprites", "bitmoji", "vqvae-K256", "vqvae-K512"]  # the quickest stage alone
@@ -48,7 +48,7 @@ def test_every_stage_and_step_runs_and_the_report_is_written(tiny_study):
     folder, outcome = tiny_study
     assert outcome == {name: "done" for name in STAGE_NAMES}
     state = json.loads((folder / "state.json").read_text())
-    for stage in pipeline.STAGES:
+    for stage in STAGES:
         entry = state["stages"][stage.name]
         assert entry["status"] == "done", (stage.name, entry)
         expected = ["compare"] if stage.kind == "compare" else ["train", *stage.steps, "report"]
@@ -96,6 +96,31 @@ def test_the_report_reads_its_numbers_from_the_runs(tiny_study, tmp_path):
         copied = list((tmp_path / "docs" / "pictures").rglob("*.png"))
         assert any(p.name == "vqvae-compare_comparison.png" for p in copied)
         assert "pictures/vqvae-compare/vqvae-compare_comparison.png" in page.read_text()
+    finally:
+        fid_file.write_text(original)
+
+
+def test_the_report_shows_pixel_scores_and_the_dcgan_curve_beside_the_study(tiny_study, tmp_path):
+    folder, _ = tiny_study
+    study = collect_study(folder)
+    for row in study["gan_held_out"]:  # every GAN stage's quality step wrote the pixel scores too
+        pixels = json.loads((folder / row["stage"] / "eval" / "pixel_scores.json").read_text())
+        assert (row["diversity"], row["coverage"]) == (pixels["diversity"], pixels["coverage"])
+        assert row["real_coverage"] == pixels["real_coverage"] and "pixel_scores.json" in row["source"]
+    fid_file = folder / "dcgan" / "eval" / "fid.json"
+    original = fid_file.read_text()
+    try:  # a 10-epoch history, as the cpu profile scores it
+        fid = json.loads(original)
+        fid["history"] = [{**fid["history"][0], "epoch": e, "fid": 300.0 - 10 * e + (e == 6) * 50} for e in range(10)]
+        fid_file.write_text(json.dumps(fid))
+        page = write_study_report(folder, tmp_path / "docs")
+        curve = json.loads((tmp_path / "docs" / "study.json").read_text())["dcgan_fid_curve"]
+        assert curve["epochs"] == list(range(1, 11)) and curve["best_epoch"] == 10 and curve["best_fid"] == 210.0
+        assert (curve["study_best_epoch"], curve["study_best_fid"]) == (5, 131.7)
+        assert (tmp_path / "docs" / curve["plot"]).is_file()
+        md = (tmp_path / "docs" / "study.md").read_text()
+        assert "7: 290.0" in md and "best epoch 10. The study: best after epoch 5 of 10 (FID 131.7)" in md
+        assert "pixel diversity (real)" in md and curve["plot"] in page.read_text()
     finally:
         fid_file.write_text(original)
 
@@ -175,10 +200,10 @@ def test_typos_fail_with_one_line(tmp_path):
 
 def test_every_bundled_profile_builds_every_stage_config(tmp_path):
     """A typo in a profile's overrides (or a config renamed under it) fails here, not an hour in."""
-    assert {"cpu", "full", "tiny"} <= set(profile_names())
+    assert {"cpu", "full", "tiny", "disentangle", "disentangle-tiny"} <= set(profile_names())
     for name in profile_names():
         profile = load_profile(name)
-        for stage in pipeline.STAGES:
+        for stage in profile.stage_list():
             if stage.kind != "train":
                 continue
             cfg = pipeline.stage_config(stage, profile, {"bitmoji": str(tmp_path)}, tmp_path)
@@ -186,7 +211,7 @@ def test_every_bundled_profile_builds_every_stage_config(tmp_path):
             if stage.dataset == "bitmoji":
                 assert cfg.data.root == str(tmp_path.resolve())
     cpu = load_profile("cpu")
-    cfg = pipeline.stage_config(pipeline.STAGES[0], cpu, {}, tmp_path)
+    cfg = pipeline.stage_config(STAGES[0], cpu, {}, tmp_path)
     assert cfg.data.subset == 2000 and cfg.trainer.max_epochs == 3
     full = load_profile("full")
     assert all(not full.settings(s).overrides or s.startswith(("vqvae", "vae-dsprites-recipe", "dcgan-recipe"))

@@ -11,9 +11,18 @@ from typing import Callable
 
 from torch import nn
 
-from genlab.config import ExperimentConfig, GANConfig, VAEConfig, VQVAEConfig
+from genlab.config import (
+    BetaTCVAEConfig,
+    BetaVAEConfig,
+    ExperimentConfig,
+    FactorVAEConfig,
+    GANConfig,
+    VAEConfig,
+    VQVAEConfig,
+)
 from genlab.models.bigan import BiGAN
 from genlab.models.dcgan import DCGAN
+from genlab.models.disentangle import BetaTCVAE, BetaVAE, FactorVAE
 from genlab.models.priors.code_vae import CodeVAE
 from genlab.models.priors.pixelcnn import GatedPixelCNN
 from genlab.models.vae import ConvVAE
@@ -47,9 +56,11 @@ def build_vae(cfg: ExperimentConfig) -> ConvVAE:
 def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
     m, d = cfg.model, cfg.data
     assert isinstance(m, GANConfig)
-    cls = BiGAN if m.name == "bigan" else DCGAN
-    return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
-               g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
+    if m.name == "bigan":
+        return BiGAN(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
+                     g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
+    return DCGAN(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size, g_width=m.g_width,
+                 d_width=m.d_width, ema=m.ema is not None, d_batch_norm=m.d_batch_norm)
 
 
 def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
@@ -61,11 +72,24 @@ def build_vqvae(cfg: ExperimentConfig) -> VQVAE:
                  image_size=cfg.data.image_size)
 
 
+def build_disentangling_vae(cfg: ExperimentConfig) -> BetaVAE | BetaTCVAE | FactorVAE:
+    m, d = cfg.model, cfg.data
+    assert isinstance(m, (BetaVAEConfig, BetaTCVAEConfig, FactorVAEConfig))
+    shape = dict(in_channels=d.channels, image_size=d.image_size, latent_dim=m.latent_dim)
+    if isinstance(m, BetaVAEConfig):
+        return BetaVAE(**shape, beta=m.beta)
+    if isinstance(m, BetaTCVAEConfig):
+        return BetaTCVAE(**shape, alpha=m.alpha, beta=m.beta, gamma=m.gamma)
+    return FactorVAE(**shape, gamma=m.gamma, disc_hidden=m.disc_hidden, disc_layers=m.disc_layers)
+
+
 register_model("vae", build_vae)
 register_model("dcgan", build_gan)
 register_model("lsgan", build_gan)
 register_model("bigan", build_gan)
 register_model("vqvae", build_vqvae)
+for _name in ("betavae", "btcvae", "factorvae"):
+    register_model(_name, build_disentangling_vae)
 
 
 def build_neural_prior(kind: str, cfg: ExperimentConfig, grid: tuple[int, int]) -> nn.Module:

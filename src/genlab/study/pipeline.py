@@ -25,7 +25,7 @@ from genlab.config import ExperimentConfig, build_config, load_config
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import atomic_write_json
 from genlab.runs import Run
-from genlab.study.plan import DATASETS_WITH_ROOTS, STAGES, Profile, Stage, load_profile, parse_data_roots, skipped_stages
+from genlab.study.plan import DATASETS_WITH_ROOTS, Profile, Stage, load_profile, parse_data_roots, skipped_stages
 
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
@@ -52,7 +52,7 @@ class StudyState:
                                   f"that profile to continue it, or give another folder for --profile {profile.name}")
             return cls(folder, data)
         return cls(folder, {"format": STATE_FORMAT, "profile": profile.name, "profile_source": profile.source,
-                            "created_utc": _utc(), "stages": {}})
+                            "study": profile.study, "created_utc": _utc(), "stages": {}})
 
     def stage(self, name: str) -> dict[str, Any]:
         return self.data["stages"].setdefault(name, {"status": "pending", "steps": {}})
@@ -169,7 +169,10 @@ def _traverse(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Co
 
 def _quality(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
     from genlab.eval.gan_quality import evaluate_gan_quality
+    from genlab.eval.pixel_scores import N_SAMPLES, evaluate_pixel_scores
 
+    # the scores that need no pretrained network: on the profile's n, else 500 (coverage depends on N)
+    evaluate_pixel_scores(run.path, **{"n": N_SAMPLES, **{k: opts[k] for k in ("n", "seed", "which") if k in opts}})
     return evaluate_gan_quality(run.path, **opts)
 
 
@@ -196,6 +199,12 @@ def _prior_eval(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: 
     return result
 
 
+def _disentangle(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
+    from genlab.eval.disentanglement import evaluate_run
+
+    return evaluate_run(run.path, **opts)
+
+
 def _report(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
     from genlab.viz.report import write_report
 
@@ -205,7 +214,7 @@ def _report(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Cons
 STEPS: dict[str, StepFn] = {
     "samples": _samples, "loglik": _loglik, "sprites": _sprites, "traverse": _traverse, "quality": _quality,
     "codes": _codes, "prior:gmm": _prior("gmm"), "prior:vae": _prior("vae"), "prior:pixelcnn": _prior("pixelcnn"),
-    "prior-eval": _prior_eval, "report": _report,
+    "prior-eval": _prior_eval, "disentangle": _disentangle, "report": _report,
 }
 
 
@@ -242,9 +251,10 @@ def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | No
     console = console or Console()
     prof = load_profile(profile)
     roots = parse_data_roots(data)
-    skipped = skipped_stages(skip)
+    stages = prof.stage_list()
+    skipped = skipped_stages(skip, stages)
     folder = Path(out)
-    configs = {s.name: stage_config(s, prof, roots, folder) for s in STAGES
+    configs = {s.name: stage_config(s, prof, roots, folder) for s in stages
                if s.kind == "train" and s.name not in skipped}
     check_datasets(configs)
     folder.mkdir(parents=True, exist_ok=True)
@@ -254,8 +264,8 @@ def run_study(out: str | Path, profile: str | Path = "cpu", data: list[str] | No
     state.data["skipped"] = skipped
     state.save()
 
-    todo = [s for s in STAGES if s.name not in skipped]
-    clock = StudyClock({s.name: prof.settings(s.name).minutes for s in STAGES})
+    todo = [s for s in stages if s.name not in skipped]
+    clock = StudyClock({s.name: prof.settings(s.name).minutes for s in stages})
     outcome: dict[str, str] = {name: "skipped" for name in skipped}
     console.print(f"[bold]genlab study[/] --profile {prof.name} in {folder}: {len(todo)} stages"
                   + (f", {len(skipped)} skipped ({', '.join(skipped)})" if skipped else "")

@@ -5,6 +5,10 @@ A stage is one experiment of the study table (../shared/DESIGN.md): one ordinary
 that make its results (sample grids, log-likelihoods, traversals, held-out quality, priors). The
 profile (a YAML file in genlab/configs/study/, or one of your own) says, per stage, which config,
 which overrides and how many quiet-CPU minutes it is expected to take (for the ETA).
+
+Two studies have stages: "reference" (the reference study, `STAGES`; the default) and "disentangle"
+(`DISENTANGLE_STAGES`: VAE, beta-VAE, beta-TCVAE and FactorVAE on dSprites, 3 seeds each, scored by
+`genlab disentangle`); a profile says which with its `study` key.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ DATASETS_WITH_ROOTS = ("celeba", "tinyimagenet", "bitmoji")  # dSprites is rende
 class Stage:
     name: str                        # its run folder inside the study folder
     title: str                       # what a reader sees in the report
-    experiment: int                  # the row of the study table it reproduces (1-4)
+    experiment: int                  # the row of the study table it reproduces (1-4; 5: the disentanglement comparison)
     dataset: str                     # what it trains on
     setting: str = "study"           # "study" (the study's settings) or "recipe" (genlab's, beside it)
     steps: tuple[str, ...] = ()      # after training, in order (see pipeline.STEPS)
     kind: str = "train"              # "train": a run; "compare": the VQ-VAE codebook comparison
     needs: tuple[str, ...] = ()      # stages whose runs it reads
+    group: str = ""                  # the disentanglement comparison: the model whose seeds it pools
 
 
 STAGES: tuple[Stage, ...] = (
@@ -54,6 +59,24 @@ STAGES: tuple[Stage, ...] = (
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
+# The disentanglement comparison (issue 23): each model of Locatello et al.'s study, trained from its bundled
+# config with 3 seeds and scored by `genlab disentangle` (genlab.eval.disentanglement.evaluate_run).
+DISENTANGLE_MODELS = {"vae": "VAE (beta = 1)", "betavae": "beta-VAE", "btcvae": "beta-TCVAE", "factorvae": "FactorVAE"}
+DISENTANGLE_SEEDS = (0, 1, 2)
+DISENTANGLE_STAGES: tuple[Stage, ...] = tuple(
+    Stage(f"{model}-seed{seed}", f"{title} on dSprites, seed {seed}", 5, "dsprites", steps=("disentangle",),
+          group=model)
+    for model, title in DISENTANGLE_MODELS.items() for seed in DISENTANGLE_SEEDS)
+STUDIES: dict[str, tuple[Stage, ...]] = {"reference": STAGES, "disentangle": DISENTANGLE_STAGES}
+
+
+def stages_of(study: str) -> tuple[Stage, ...]:
+    """The stages of a study ("reference" or "disentangle")."""
+    try:
+        return STUDIES[study]
+    except KeyError:
+        raise GenlabError(f"unknown study {study!r} (studies: {', '.join(STUDIES)})") from None
+
 
 @dataclass(frozen=True)
 class StageSettings:
@@ -69,9 +92,13 @@ class Profile:
     description: str
     stages: dict[str, StageSettings]
     source: str
+    study: str = "reference"         # which stages (STUDIES)
 
     def settings(self, stage: str) -> StageSettings:
         return self.stages[stage]
+
+    def stage_list(self) -> tuple[Stage, ...]:
+        return stages_of(self.study)
 
 
 def profile_names() -> list[str]:
@@ -79,7 +106,7 @@ def profile_names() -> list[str]:
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """A bundled profile (cpu, full, tiny) or a YAML file of the same shape."""
+    """A bundled profile (cpu, full, tiny, disentangle, ...) or a YAML file of the same shape."""
     path = Path(name_or_path)
     if not path.is_file():
         path = PROFILES_DIR / f"{name_or_path}.yaml"
@@ -90,13 +117,18 @@ def load_profile(name_or_path: str | Path) -> Profile:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise GenlabError(f"{path}: not a readable YAML study profile ({exc})") from None
+    study = str(data.get("study", "reference"))
+    if study not in STUDIES:
+        raise GenlabError(f"{path}: unknown study {study!r} (studies: {', '.join(STUDIES)})")
+    names = [s.name for s in STUDIES[study]]
     stages = data.get("stages") or {}
-    unknown = sorted(set(stages) - set(STAGE_NAMES))
-    missing = [s for s in STAGE_NAMES if s not in stages]
+    unknown = sorted(set(stages) - set(names))
+    missing = [s for s in names if s not in stages]
     if unknown or missing:
         raise GenlabError(f"{path}: " + "; ".join(filter(None, [
             f"unknown stage(s) {', '.join(unknown)}" if unknown else "",
-            f"missing stage(s) {', '.join(missing)}" if missing else ""])) + f" (stages: {', '.join(STAGE_NAMES)})")
+            f"missing stage(s) {', '.join(missing)}" if missing else ""])) + f" (stages of the {study} study: "
+            f"{', '.join(names)})")
     parsed = {}
     for name, raw in stages.items():
         raw = dict(raw or {})
@@ -106,7 +138,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
                               "(allowed: config, overrides, minutes, steps)")
         parsed[name] = StageSettings(raw.get("config"), tuple(_flat(raw.get("overrides") or [])),
                                      float(raw.get("minutes", 5.0)), dict(raw.get("steps") or {}))
-    return Profile(str(data.get("profile", path.stem)), str(data.get("description", "")), parsed, str(path))
+    return Profile(str(data.get("profile", path.stem)), str(data.get("description", "")), parsed, str(path), study)
 
 
 def _flat(items: list[Any]) -> list[str]:
@@ -128,20 +160,24 @@ def parse_data_roots(items: list[str] | None) -> dict[str, str]:
     return roots
 
 
-def skipped_stages(skip: list[str] | None) -> dict[str, str]:
-    """Stage name -> why it is skipped. `--skip` takes stage names or dataset names (every stage on
-    it); a stage whose input stages are skipped is skipped too."""
-    datasets = {s.dataset for s in STAGES}
+def skipped_stages(skip: list[str] | None, stages: tuple[Stage, ...] = STAGES) -> dict[str, str]:
+    """Stage name -> why it is skipped. `--skip` takes stage names, dataset names (every stage on it) or,
+    in the disentanglement comparison, model names (every seed of it); a stage whose input stages are
+    skipped is skipped too."""
+    datasets = {s.dataset for s in stages}
+    groups = {s.group for s in stages if s.group}
+    names = [s.name for s in stages]
     out: dict[str, str] = {}
     for item in skip or []:
-        if item in STAGE_NAMES:
+        if item in names:
             out[item] = f"--skip {item}"
-        elif item in datasets:
-            out.update({s.name: f"--skip {item}" for s in STAGES if s.dataset == item})
+        elif item in datasets or item in groups:
+            out.update({s.name: f"--skip {item}" for s in stages if item in (s.dataset, s.group)})
         else:
-            raise GenlabError(f"--skip {item!r}: not a stage or a dataset (stages: {', '.join(STAGE_NAMES)}; "
-                              f"datasets: {', '.join(sorted(datasets))})")
-    for s in STAGES:
+            raise GenlabError(f"--skip {item!r}: not a stage or a dataset (stages: {', '.join(names)}; "
+                              f"datasets: {', '.join(sorted(datasets))}"
+                              + (f"; models: {', '.join(sorted(groups))})" if groups else ")"))
+    for s in stages:
         lost = [n for n in s.needs if n in out]
         if lost and s.name not in out:
             out[s.name] = f"needs {', '.join(lost)} (skipped)"

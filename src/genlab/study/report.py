@@ -18,10 +18,11 @@ from typing import Any
 from genlab.errors import GenlabError
 from genlab.eval import units
 from genlab.io import atomic_write_json, atomic_write_text
-from genlab.study.plan import STAGES, Stage
+from genlab.study.plan import DISENTANGLE_MODELS, STAGES, Stage, stages_of
 
 # What the study reported (../shared/DESIGN.md, "The reference study")
 STUDY_FID = {"dcgan": 131.7, "lsgan": 129.3, "bigan": 133.1}
+STUDY_DCGAN_BEST_EPOCH = 5  # "best images after epoch 5 of 10; the generator loss shoots up after epoch 7"
 STUDY_FID_PROTOCOL = "FID, 2048-d Inception pool features (pytorch-fid weights), 1000 generated vs 1000 real, best epoch"
 STUDY_LOGLIK = {v[0].lower(): v for v in units.STUDY_VALUES}  # dataset -> (name, p, dims)
 STUDY_LOGLIK_WHY = {  # one line each; units.study_reference()["why"] has the arithmetic
@@ -32,6 +33,33 @@ STUDY_LOGLIK_WHY = {  # one line each; units.study_reference()["why"] has the ar
 }
 STUDY_VQVAE = "reconstruction grids for K = 128, 256, 512; K = 512 looked best (no number reported)"
 STUDY_PRIORS = "a 100-component Gaussian mixture and a small VAE over the code maps; decoded samples shown (no number)"
+
+
+# The disentanglement comparison: approximate published ranges on dSprites, read by eye from the score
+# distributions of Locatello et al. 2019 ("Challenging Common Assumptions in the Unsupervised Learning of
+# Disentangled Representations", ICML; Figure 13 in the appendix: beta-VAE, AnnealedVAE, FactorVAE, beta-TCVAE,
+# DIP-VAE-I/II, 6 hyperparameter values x 50 seeds each, 300,000 steps at batch 64). One range per metric,
+# the four methods here pooled (their distributions overlap widely; the figure gives no per-model table).
+# Approximate to about +-0.05: check the figure before quoting a bound. None = the paper reports no value.
+PUBLISHED_DSPRITES: dict[str, tuple[float, float] | None] = {
+    "betavae_score": (0.60, 0.90),
+    "factorvae_score": (0.45, 0.85),
+    "mig": (0.00, 0.40),
+    "sap": (0.00, 0.10),
+    "dci.disentanglement": (0.00, 0.60),
+    "dci.completeness": None,
+    "dci.informativeness": None,
+    "modularity": (0.75, 0.95),
+    "explicitness": None,  # Ridgeway & Mozer 2018; not in Locatello et al.'s study
+}
+DISENTANGLE_METRICS = {
+    "betavae_score": "BetaVAE score", "factorvae_score": "FactorVAE score", "mig": "MIG", "sap": "SAP",
+    "dci.disentanglement": "DCI disentanglement", "dci.completeness": "DCI completeness",
+    "dci.informativeness": "DCI informativeness", "modularity": "modularity", "explicitness": "explicitness",
+}
+PUBLISHED_NOTE = ("published: approximate ranges read from Locatello et al. 2019 (ICML), Figure 13, dSprites, over "
+                  "all methods, hyperparameters and 50 seeds, each model trained 300,000 steps at batch 64; genlab's "
+                  "runs train far fewer steps (column 'steps'), so lower scores are expected")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -110,12 +138,47 @@ def loglik_row(stage: Stage, run: Path) -> dict[str, Any] | None:
 
 
 def quality_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    """FD/KID/precision/recall (eval/quality.json) and pixel diversity/coverage (eval/pixel_scores.json)."""
     q = _read(run / "eval" / "quality.json")
-    if not q:
+    px = _read(run / "eval" / "pixel_scores.json")
+    if not q and not px:
         return None
+    q, px = q or {}, px or {}
     keys = ("fd", "kid", "kid_se", "precision", "recall", "n_real", "n_fake", "extractor", "dims", "held_out")
+    pixel_keys = ("diversity", "coverage", "real_diversity", "real_coverage")
+    sources = [f"{stage.name}/eval/{name}" for name, d in (("quality.json", q), ("pixel_scores.json", px)) if d]
     return {"stage": stage.name, "setting": stage.setting, **{k: q.get(k) for k in keys},
-            "source": f"{stage.name}/eval/quality.json"}
+            **{k: px.get(k) for k in pixel_keys}, "pixel_n": px.get("n_fake"), "source": ", ".join(sources)}
+
+
+def dcgan_fid_curve(folder: Path) -> dict[str, Any] | None:
+    """The study-settings DCGAN's FD/FID at every scored epoch (its eval/fid.json), beside the study's
+    best epoch; None before that run has scored an epoch."""
+    fid = _read(folder / "dcgan" / "eval" / "fid.json")
+    history = (fid or {}).get("history") or []
+    if not history:
+        return None
+    best = min(history, key=lambda h: h["fid"])
+    return {"epochs": [h["epoch"] + 1 for h in history], "fid": [h["fid"] for h in history],
+            "best_epoch": best["epoch"] + 1, "best_fid": best["fid"],
+            "n": f"{history[-1].get('n_fake')} vs {history[-1].get('n_real')}",
+            "comparable": bool(fid.get("comparable_to_published_fid")),  # type: ignore[union-attr]
+            "study_best_epoch": STUDY_DCGAN_BEST_EPOCH, "study_best_fid": STUDY_FID["dcgan"],
+            "source": "dcgan/eval/fid.json"}
+
+
+def plot_dcgan_fid_curve(curve: dict[str, Any], out: Path) -> Path:
+    """genlab's curve with its best epoch marked, and the study's best epoch as a dashed line (its FID
+    is printed, not drawn: fallback FDs and Inception FIDs do not share a scale)."""
+    from genlab.viz.curves import plot_epoch_curve
+
+    name = "FID" if curve["comparable"] else "FD, fallback features (not an FID)"
+    return plot_epoch_curve(
+        curve["epochs"], curve["fid"], out, ylabel=f"{name}, N = {curve['n']}",
+        label="genlab, the study's settings", best=(curve["best_epoch"], curve["best_fid"]),
+        reference_epoch=curve["study_best_epoch"],
+        reference_label=f"the study: best after epoch {curve['study_best_epoch']} (FID {curve['study_best_fid']})",
+        title="DCGAN on Bitmoji, epoch by epoch")
 
 
 def sprite_row(stage: Stage, run: Path) -> dict[str, Any] | None:
@@ -144,6 +207,68 @@ def reconstruction_row(stage: Stage, run: Path) -> dict[str, Any] | None:
             "source": f"{stage.name}/eval/reconstruction.json"}
 
 
+def metric_value(result: dict[str, Any], key: str) -> float | None:
+    """A metric of eval/disentanglement.json by dotted key ("dci.completeness"): its median over evaluation
+    seeds (or the plain number); None when absent."""
+    node: Any = result
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node = node.get("median")
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def training_steps(run: Path) -> int | None:
+    """Optimiser steps of the model (batches) the run's config asks for."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    data, trainer = cfg.get("data", {}), cfg.get("trainer", {})
+    subset = data.get("subset") or 737_280
+    train = subset - int(round(subset * data.get("val_fraction", 0.1)))
+    return math.ceil(train / data.get("batch_size", 64)) * int(trainer.get("max_epochs", 1))
+
+
+def disentanglement_rows(folder: Path, stages: tuple[Stage, ...]) -> list[dict[str, Any]]:
+    """One row per model and metric: the median over evaluation seeds of each training seed's run,
+    summarised as median [min, max] over the training seeds, beside the published range."""
+    rows = []
+    for model, title in DISENTANGLE_MODELS.items():
+        runs = [folder / s.name for s in stages if s.group == model]
+        results = {run.name: _read(run / "eval" / "disentanglement.json") for run in runs}
+        found = {name: r for name, r in results.items() if r}
+        if not found:
+            continue
+        steps = sorted({n for n in (training_steps(run) for run in runs if run.name in found) if n})
+        for key, name in DISENTANGLE_METRICS.items():
+            per_seed = {run: metric_value(r, key) for run, r in found.items()}
+            values = sorted(v for v in per_seed.values() if v is not None)
+            published = PUBLISHED_DSPRITES.get(key)
+            rows.append({"model": model, "title": title, "metric": key, "name": name,
+                         "median": _median(values), "min": values[0] if values else None,
+                         "max": values[-1] if values else None, "n_seeds": len(values), "per_seed": per_seed,
+                         "published_min": published[0] if published else None,
+                         "published_max": published[1] if published else None,
+                         "steps": steps, "protocol": next(iter(found.values())).get("protocol"),
+                         "source": [f"{run}/eval/disentanglement.json" for run in found]})
+    return rows
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _range(lo: Any, mid: Any, hi: Any, spec: str = ".3f") -> str:
+    """"median [min, max]", or "–" when there is no value."""
+    return "–" if mid is None else f"{_fmt(mid, spec)} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]"
+
+
 # --- pictures -------------------------------------------------------------------------------------
 def _last(folder: Path, pattern: str = "epoch_*.png") -> Path | None:
     found = sorted(folder.glob(pattern))
@@ -155,6 +280,10 @@ def pictures(folder: Path, stage: Stage) -> list[tuple[Path, str]]:
     candidates: list[tuple[Path | None, str]] = []
     if stage.kind == "compare":
         candidates.append((run / "comparison.png", "held-out originals, then one row of reconstructions per K"))
+    elif stage.group:  # the disentanglement comparison: genlab disentangle's pictures
+        candidates += [(p, f"{p.stem.replace('_', ' ')} (genlab disentangle)") for p in sorted((run / "eval").rglob("*.png"))]
+        candidates += [(_last(run / "reconstructions"), "reconstructions (originals above)"),
+                       (run / "plots" / "loss_curves.png", "loss curves")]
     elif stage.name.startswith("vae"):
         candidates += [(run / "samples" / "final_10x10.png", "10x10 samples (N(0, I) prior)"),
                        (run / "samples" / "final_10x10_aggregate_gmm.png", "10x10 samples (aggregate-posterior GMM prior)"),
@@ -185,8 +314,9 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
     if state is None:
         raise GenlabError(f"{folder}: not a genlab study folder (no readable state.json); run `genlab study` first")
     profile = state.get("profile", "?")
+    study_stages = stages_of(state.get("study", "reference"))
     stages, comparisons, quality, sprites, recon = [], [], [], [], []
-    for stage in STAGES:
+    for stage in study_stages:
         entry = state.get("stages", {}).get(stage.name, {"status": "pending"})
         run = folder / stage.name
         stages.append({"name": stage.name, "title": stage.title, "experiment": stage.experiment,
@@ -204,17 +334,20 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
             row = fn(stage, run)  # type: ignore[operator]
             if row:
                 rows.append(row)
+    curve = dcgan_fid_curve(folder)
     vq = _read(folder / "vqvae-compare" / "comparison.json")
     priors = _read(folder / "vqvae-K512" / "eval" / "priors.json")
     return {"format": 1, "genlab_version": __version__, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "profile": profile, "profile_source": state.get("profile_source"),
             "total_seconds": round(sum(s["seconds"] or 0 for s in stages), 1),
             "total_cpu_seconds": round(sum(s["cpu_seconds"] or 0 for s in stages), 1),
-            "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "sprites": sprites,
+            "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "dcgan_fid_curve": curve,
+            "sprites": sprites,
             "reconstruction": recon,
             "vqvae": {"study": STUDY_VQVAE, **(vq or {})} if vq else None,
             "priors": {"study": STUDY_PRIORS, **priors} if priors else None,
-            "study_loglik_reference": units.study_reference()}
+            "study_loglik_reference": units.study_reference(), "study": state.get("study", "reference"),
+            "disentanglement": {"rows": disentanglement_rows(folder, study_stages), "note": PUBLISHED_NOTE}}
 
 
 def write_study_report(folder: str | Path, out: str | Path | None = None) -> Path:
@@ -230,8 +363,11 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     exported = out.resolve() != folder.resolve()
     assets = Assets(page, embed=False)
     try:
+        if data["dcgan_fid_curve"]:
+            figure = plot_dcgan_fid_curve(data["dcgan_fid_curve"], assets.new_figure(DCGAN_CURVE))
+            data["dcgan_fid_curve"]["plot"] = assets.src(figure, DCGAN_CURVE)
         gallery = []
-        for stage in STAGES:
+        for stage in stages_of(data["study"]):
             found = pictures(folder, stage)
             if exported:  # a docs copy: small palette PNGs beside the page, linked relatively
                 found = [(small_copy(p, out / "pictures" / stage.name / f"{p.parent.name}_{p.name}"), c)
@@ -251,6 +387,9 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     return page
 
 
+DCGAN_CURVE = "dcgan_fid_curve.png"
+
+
 def markdown_summary(data: dict[str, Any]) -> str:
     """study.md: the comparison rows and the held-out GAN and sprite tables, for a README or a note."""
     f = _fmt
@@ -263,14 +402,33 @@ def markdown_summary(data: dict[str, Any]) -> str:
         features = str(r["estimator"]).split(" (")[0]
         lines.append(f"| {r['experiment']} | {r['stage']} | {r['setting']} | {r['metric']} | {f(r['study'])} | {genlab} | "
                      f"{features} | {r['n']} | {'yes' if r['comparable'] else 'no: ' + str(r['why_not'])} |")
-    lines += _md_table(["GAN stage", "setting", "FD", "KID", "precision", "recall", "N fake vs real (held out)"],
+    lines += _md_table(["GAN stage", "setting", "FD", "KID", "precision", "recall", "N fake vs real (held out)",
+                        "pixel diversity (real)", "coverage (real)"],
                        [[r["stage"], r["setting"], f(r["fd"]), f"{f(r['kid'], '.4f')} ± {f(r['kid_se'], '.4f')}",
-                         f(r["precision"], ".3f"), f(r["recall"], ".3f"), f"{r['n_fake']} vs {r['n_real']}"]
+                         f(r["precision"], ".3f"), f(r["recall"], ".3f"), f"{r['n_fake']} vs {r['n_real']}",
+                         f"{f(r['diversity'], '.3f')} ({f(r['real_diversity'], '.3f')})",
+                         f"{f(r['coverage'], '.3f')} ({f(r['real_coverage'], '.3f')})"]
                         for r in data["gan_held_out"]])
+    curve = data.get("dcgan_fid_curve")
+    if curve:
+        per_epoch = ", ".join(f"{e}: {f(v, '.1f')}" for e, v in zip(curve["epochs"], curve["fid"]))
+        lines += ["", f"DCGAN (the study's settings), {'FID' if curve['comparable'] else 'FD, fallback features'} "
+                  f"by epoch ({curve['n']}): {per_epoch}; best epoch {curve['best_epoch']}. The study: best after "
+                  f"epoch {curve['study_best_epoch']} of 10 (FID {curve['study_best_fid']})."]
+        if curve.get("plot"):
+            lines += ["", f"![DCGAN FD/FID by epoch beside the study's best epoch]({curve['plot']})"]
     lines += _md_table(["dSprites stage", "setting", "likelihood", "samples from", "mean best IoU", "empty"],
                        [[r["stage"], r["setting"], r["likelihood"], r["prior"], f(r["mean_iou"], ".3f"),
                          f(100 * r["empty_fraction"] if r["empty_fraction"] is not None else None, ".0f") + "%"]
                         for r in data["sprites"]])
+    dis = data.get("disentanglement") or {}
+    if dis.get("rows"):
+        lines += ["", f"Disentanglement on dSprites: median [min, max] over training seeds; {dis['note']}."]
+        lines += _md_table(["model", "metric", "genlab", "seeds", "steps", "published"],
+                           [[r["title"], r["name"], _range(r["min"], r["median"], r["max"]), r["n_seeds"],
+                             ", ".join(f"{n:,}" for n in r["steps"]) or "–",
+                             f"{f(r['published_min'])}–{f(r['published_max'])}" if r["published_min"] is not None
+                             else "not reported"] for r in dis["rows"]])
     return "\n".join(lines) + "\n"
 
 

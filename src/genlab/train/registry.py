@@ -22,6 +22,9 @@ register_module("dcgan", "genlab.train.gan_module:GANModule")
 register_module("lsgan", "genlab.train.gan_module:GANModule")
 register_module("bigan", "genlab.train.gan_module:GANModule")
 register_module("vqvae", "genlab.train.vqvae_module:VQVAEModule")
+register_module("betavae", "genlab.train.disentangle_module:DisentangleModule")
+register_module("btcvae", "genlab.train.disentangle_module:DisentangleModule")
+register_module("factorvae", "genlab.train.disentangle_module:FactorVAEModule")
 
 
 def module_class(name: str) -> type[GenlabModule]:

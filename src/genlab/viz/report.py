@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
+from genlab.defaults import DISENTANGLE_FIGURES, DISENTANGLE_RESULT
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, atomic_write_text
 from genlab.runs import Run
@@ -102,9 +103,11 @@ def _epoch_caption(path: Path) -> str:
 
 
 def _gallery(title: str, folders: Sequence[Path], assets: Assets, key: str, recursive: bool = False,
-             limit: int | None = None) -> Gallery | None:
-    """Per-epoch images (epoch_NNN.png) go on a slider, the others side by side."""
-    files = [(folder, p) for folder in folders for p in _images(folder, recursive)]
+             limit: int | None = None, exclude: Sequence[Path] = ()) -> Gallery | None:
+    """Per-epoch images (epoch_NNN.png) go on a slider, the others side by side; images under an
+    `exclude` folder are left out (another gallery shows them)."""
+    files = [(folder, p) for folder in folders for p in _images(folder, recursive)
+             if not any(p.is_relative_to(x) for x in exclude)]
     if not files:
         return None
     per_epoch = [(f, p) for f, p in files if EPOCH_FILE.fullmatch(p.name)]
@@ -159,7 +162,11 @@ def collect(run: Run, assets: Assets, anchor: str) -> RunView:
         _gallery("Latent traversals and interpolations", [run.plots / "traverse", run.path / "traversals"],
                  assets, key, recursive=True),
         _gallery("Curves", [run.plots], assets, key),
-        _gallery("Evaluation figures", [run.eval], assets, key, recursive=True, limit=MAX_EVAL_FIGURES),
+        # `genlab disentangle`: the latent-by-factor MI heatmap and the labelled traversals (PNG, GIF)
+        _gallery("Disentanglement: mutual information and traversals per latent", [run.eval / DISENTANGLE_FIGURES],
+                 assets, key),
+        _gallery("Evaluation figures", [run.eval], assets, key, recursive=True, limit=MAX_EVAL_FIGURES,
+                 exclude=[run.eval / DISENTANGLE_FIGURES]),
     ]
     tables = []
     json_files = sorted(run.eval.rglob("*.json")) if run.eval.is_dir() else []
@@ -168,10 +175,30 @@ def collect(run: Run, assets: Assets, anchor: str) -> RunView:
     json_files.sort(key=lambda p: p.name != "loglik.json")  # the likelihood table first
     for path in json_files:
         rel = path.relative_to(run.eval).with_suffix("").as_posix()
+        if path.name == DISENTANGLE_RESULT:
+            tables.append((f"Disentanglement ({path.relative_to(run.path).as_posix()})", disentanglement_blocks(path)))
+            continue
         title = "Log-likelihood" if rel == "loglik" else rel.replace("_", " ")
         tables.append((f"{title} ({path.relative_to(run.path).as_posix()})", json_file_blocks(path)))
     config_text = run.config_path.read_text() if run.config_path.is_file() else ""
     return RunView(summary, anchor, config_text, _metrics_block(summary), [g for g in galleries if g], tables)
+
+
+def disentanglement_blocks(path: Path) -> list[Block]:
+    """`genlab disentangle`'s result: each metric's median [min, max] over the seeds and the protocol
+    first, then the whole file."""
+    import json
+
+    try:
+        result = json.loads(path.read_text())
+        spreads, protocol = result["spread"], result["protocol"]
+        rows = [[Cell(key), fmt(s["median"]), Cell(f"[{s['min']:.4g}, {s['max']:.4g}]"), Cell(str(len(s["values"])))]
+                for key, s in spreads.items()]
+        head = [Block(f"metrics (protocol {protocol['name']}, seeds {protocol['seeds']})", "table",
+                      ["metric", "median", "[min, max]", "seeds"], rows)]
+    except (OSError, ValueError, KeyError, TypeError):
+        head = []
+    return head + json_file_blocks(path)
 
 
 # --- comparing runs ----------------------------------------------------------------------------
