@@ -83,6 +83,14 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
+    if args.name == "inception":  # the FID weights, ahead of time (e.g. for offline compute nodes)
+        from genlab.eval.features import download_inception_weights
+
+        if args.root is not None:
+            raise GenlabError("data download inception: --root does not apply; the weights go to the torch hub "
+                              "cache (set TORCH_HOME to move it)")
+        console.print(f"FID weights: {download_inception_weights()}")
+        return
     from genlab.data.info import download
 
     path = download(args.name, root=args.root)
@@ -242,6 +250,11 @@ def _verbose_flag(parser: argparse.ArgumentParser) -> None:
                         "banners, DDP set-up, its hints and warnings); default: only genlab's lines")
 
 
+def _offline_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--offline", action="store_true", help="never download (same as GENLAB_OFFLINE=1): "
+                        "without the FID weights file, FID fails (genlab fid) or uses the fallback extractor")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from genlab import __version__
     from genlab import defaults as D
@@ -260,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "config's trainer.devices, 1)")
     t.add_argument("--num-nodes", type=A.count(A.MAX_NODES), help="shortcut for trainer.num_nodes (default: the config's, 1)")
     _verbose_flag(t)
+    _offline_flag(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
@@ -295,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=A.seed, default=0, help="seed of the image choice and the samplers")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which checkpoint: best (validation metric) or last")
+    _offline_flag(e)
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("data", help="datasets: info and downloads")
@@ -305,8 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "in memory unless a folder with the official npz is given)")
     di.add_argument("--preview", type=A.writable_output, default=None, help="also write a preview grid PNG here (default: none)")
     di.set_defaults(func=cmd_data_info)
-    dd = dsub.add_parser("download", help="fetch a dataset with a checksum check")
-    dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji")
+    dd = dsub.add_parser("download", help="fetch a dataset (or the FID Inception weights) with a checksum check")
+    dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji; or inception: the FID "
+                    "weights into the torch hub cache ($GENLAB_FID_WEIGHTS_URL: a mirror, "
+                    "$GENLAB_FID_WEIGHTS_SHA256: its file's hash)")
     dd.add_argument("--root", default=None, help="where to put it (default: ./data/NAME; dSprites: the "
                     "genlab cache folder)")
     dd.set_defaults(func=cmd_data_download)
@@ -392,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--seed", type=A.seed, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
     pe.add_argument("--checkpoint", choices=D.CHECKPOINTS, default=D.PRIOR_EVAL["which"],
                    help="which checkpoint: best (validation metric) or last (default: %(default)s)")
+    _offline_flag(pe)
     pe.set_defaults(func=cmd_prior_eval)
 
     sw = sub.add_parser("vqvae-sweep", help="train one VQ-VAE per codebook size and write a side-by-side "
@@ -429,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
     _verbose_flag(st)
+    _offline_flag(st)
     st.set_defaults(func=cmd_study)
 
     f = sub.add_parser("fid", help="FID (and KID) between two image folders or .npz statistics files; "
@@ -436,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("path_a", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("path_b", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("--weights", default=None, help="pt_inception-2015-12-05-6726825d.pth (default: "
-                   "$GENLAB_FID_WEIGHTS, then the torch hub cache)")
+                   "$GENLAB_FID_WEIGHTS, then the torch hub cache, downloaded there on first use)")
     f.add_argument("--dims", type=A.IntRange(min(D.FID_DIMS), max(D.FID_DIMS)), default=D.FID["dims"], choices=D.FID_DIMS,
                    help="Inception feature block (default: %(default)s, the standard FID)")
     f.add_argument("--batch-size", type=A.count(A.MAX_BATCH), default=D.FID["batch_size"],
@@ -444,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--device", default=None, help="cuda, cuda:0 or cpu (default: cuda if available)")
     f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
                    "on PATH_A; values NOT comparable to published FIDs")
+    _offline_flag(f)
     f.set_defaults(func=cmd_fid)
     return p
 
@@ -466,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         from genlab.progress import VERBOSE_ENV
 
         os.environ[VERBOSE_ENV] = "1"
+    if getattr(args, "offline", False):  # an environment variable, so DDP workers and study stages see it too
+        from genlab.eval.fid_weights import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"
     previous = _sigterm_as_ctrl_c()
     try:
         args.func(args)

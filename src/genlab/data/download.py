@@ -11,22 +11,33 @@ partial file, since resuming from bad bytes can never succeed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import shutil
+import sys
 import tarfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 from genlab.errors import GenlabError
 
 CHUNK = 1 << 16
 USER_AGENT = "genlab-downloader"
+
+
+class DownloadError(GenlabError):
+    """A failed `fetch`: `reason` is the why alone (HTTP status, no connection, cut transfer,
+    checksum), for callers that word their own one-line message around it."""
+
+    def __init__(self, url: str, reason: str, advice: str) -> None:
+        super().__init__(f"{url}: {reason}; {advice}")
+        self.url, self.reason = url, reason
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -47,11 +58,25 @@ def _check(path: Path, sha256: Optional[str], md5: Optional[str]) -> Optional[st
     return None
 
 
-def _progress(enabled: bool):
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A byte-counting bar on stderr (stdout stays parseable), on a terminal only, like
+    `genlab.progress`; hidden while another live display runs (Lightning's bar during training)."""
+    from rich.console import Console
+    from rich.errors import LiveError
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True), disable=not (enabled and sys.stderr.isatty()),
+                   transient=False)
+    try:
+        bar.start()
+    except LiveError:
+        bar.disable = True
+    try:
+        yield bar
+    finally:
+        bar.stop()
 
 
 def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True, *, md5: str | None = None,
@@ -67,8 +92,7 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    bar = _progress(progress)
-    with bar:
+    with _progress(progress) as bar:
         task = bar.add_task(dest.name, total=None)
         for attempt in range(retries + 1):
             try:
@@ -76,19 +100,31 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
                 break
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
                 if isinstance(exc, urllib.error.HTTPError) and exc.code != 416 and exc.code < 500:
-                    raise GenlabError(f"{url}: HTTP {exc.code} {exc.reason}; check the address") from None
+                    raise DownloadError(url, f"HTTP {exc.code} {exc.reason}", "check the address") from None
                 if attempt == retries:
                     have = part.stat().st_size if part.exists() else 0
-                    raise GenlabError(f"{url}: download interrupted after {have} bytes ({exc}); run the same "
-                                      f"command again to resume from {part}") from None
+                    raise DownloadError(url, _why(exc, have, timeout),
+                                        f"run the same command again to resume from {part}") from None
                 time.sleep(min(2.0**attempt, 10.0) * 0.1)
     mismatch = _check(part, sha256, md5)
     if mismatch:
         part.unlink(missing_ok=True)
-        raise GenlabError(f"{url}: checksum mismatch ({mismatch}); the partial file was deleted, run the "
-                          f"command again to download afresh (or check the expected checksum)")
+        raise DownloadError(url, f"checksum mismatch ({mismatch})", "the partial file was deleted, run the "
+                            "command again to download afresh (or check the expected checksum)")
     os.replace(part, dest)  # atomic: readers see no file or the whole verified file
     return dest
+
+
+def _why(exc: BaseException, have: int, timeout: float) -> str:
+    """What went wrong, in words: no connection at all, a timeout, or a transfer cut short."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(cause, TimeoutError):
+        return f"no answer within {timeout:g} s (no network?)"
+    if have == 0 and isinstance(exc, urllib.error.URLError):
+        return f"cannot reach the server ({cause}; no network?)"
+    return f"download interrupted after {have} bytes ({cause})"
 
 
 def _get(url: str, part: Path, bar, task, timeout: float) -> None:
