@@ -39,7 +39,7 @@ def budget(run: Run) -> dict:
 
     from genlab.data.registry import build_dataset
 
-    ckpt = torch.load(run.checkpoint("best"), map_location="cpu", weights_only=False)
+    ckpt = torch.load(run.checkpoint("best"), map_location="cpu", weights_only=True)
     steps, epochs = int(ckpt["global_step"]), int(ckpt["epoch"]) + 1
     cfg = run.config()
     n_train = len(build_dataset(cfg.data, "train", seed=cfg.trainer.seed))

@@ -25,7 +25,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsprit
 
 
 def fidelity(path: Path) -> dict[str, tuple[int, float, float]]:
-    z = np.load(path, allow_pickle=True, encoding="latin1")
+    z = np.load(path, allow_pickle=False)  # only plain arrays are read: no code runs from the file
     real = z["imgs"].astype(bool)
     # The subset drops the constant colour column; put it back.
     classes = np.concatenate([np.zeros((len(real), 1), np.int64), z["latents_classes"]], axis=1)

@@ -37,7 +37,7 @@ def genlab(*argv: str) -> subprocess.Popen:
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
 def damaged_files(run: Path) -> list[str]:
@@ -50,7 +50,7 @@ def damaged_files(run: Path) -> list[str]:
             continue
         try:
             if path.suffix == ".ckpt":
-                assert "state_dict" in torch.load(path, map_location="cpu", weights_only=False)
+                assert "state_dict" in torch.load(path, map_location="cpu", weights_only=True)
             elif path.suffix == ".png":
                 Image.open(path).verify()
             elif path.suffix == ".json":

@@ -23,6 +23,8 @@ def tiny_images(split: str, n_train: int = 96, n_val: int = 32) -> TensorDataset
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path_factory.getbasetemp() / "genlab-cache"))
+    # no test reaches the internet: the FID weights are never downloaded unless a test serves them itself
+    monkeypatch.setenv("GENLAB_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def _stamped_copy(run: Run, tmp_path: Path, **stamp) -> Path:
     copy = Path(shutil.copytree(run.path, tmp_path / "copy"))
     for name in ("best.ckpt", "last.ckpt"):
         path = copy / "checkpoints" / name
-        ckpt = torch.load(path, weights_only=False)
+        ckpt = torch.load(path, weights_only=True)
         ckpt["genlab"].update(stamp)
         torch.save(ckpt, path)
     return copy

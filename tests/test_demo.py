@@ -29,7 +29,12 @@ def test_demo_samples_from_the_configured_prior_and_reports_both(tiny_data, tmp_
         assert (run.samples / name).is_file()
     q = json.loads((run.eval / "sprite_quality.json").read_text())
     assert q["prior"] == "aggregate-gmm" and q["n"] == 100 and "standard" in q
-    assert (run.prior_dir("aggregate-gmm") / "prior.pkl").is_file()
+    assert (run.prior_dir("aggregate-gmm") / "prior.npz").is_file()
     text = out.getvalue()
     assert "aggregate-posterior GMM prior, n=100" in text and "N(0, I) prior, n=100" in text
     assert f"{q['mean_iou']:.3f}" in text and f"{q['standard']['mean_iou']:.3f}" in text
+    # the shapes matched and the crisp share, in the json and on the terminal, for both priors
+    for figures in (q, q["standard"]):
+        assert set(figures["shapes"]) == {"square", "ellipse", "heart"} and 0 <= figures["crisp_fraction"] <= 1
+        assert f"{100 * figures['crisp_fraction']:.0f}%" in text
+    assert text.count("crisp (IoU >= 0.9)") == 2 and "best matches:" in text

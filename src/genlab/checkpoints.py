@@ -1,10 +1,11 @@
 """Reading trained weights back as plain models: checkpoints, exports, and their checks.
 
-Nothing here needs Lightning: a checkpoint is a torch pickle whose `state_dict` holds the
+Nothing here needs Lightning: a checkpoint is a torch file whose `state_dict` holds the
 LightningModule's tensors (the model's under `net.`), whose `genlab` stamp says which model
 and format it is, and whose hyper-parameters carry the config. The same checks apply to every
 way in (a run, a lone .ckpt, a safetensors export): another tool's file, another format,
-another model, weights that do not fit each give one line naming the file.
+another model, weights that do not fit each give one line naming the file. Checkpoints are read
+weights only (`genlab.safe_load`): one that holds Python objects is refused, and nothing in it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from genlab.config import ExperimentConfig, build_config
 from genlab.errors import GenlabError
+from genlab.safe_load import load_torch
 
 # 1: the GAN's EMA generator as a separate `g_ema` AveragedModel; 2: inside the model
 # (`net.ema_generator`). Format 1 is still read (see `upgrade_state_dict`).
@@ -31,10 +33,7 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise GenlabError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
-        raise GenlabError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = load_torch(path, "checkpoint")  # a foreign, damaged or code-carrying file: one line
     check_stamp(ckpt.get("genlab") if isinstance(ckpt, dict) else None, path)
     return ckpt
 

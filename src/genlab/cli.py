@@ -11,9 +11,11 @@ import errno
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from rich.console import Console
 
+from genlab import arg_types as A
 from genlab import defaults as D
 from genlab.errors import GenlabError, Interrupted
 from genlab.io import write_error
@@ -61,10 +63,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise GenlabError("nothing to evaluate: pass --loglik or --quality")
     if args.quality:
         from genlab.eval.gan_quality import evaluate_gan_quality, format_quality
+        from genlab.eval.pixel_scores import evaluate_pixel_scores, format_pixel_scores
 
         quality = evaluate_gan_quality(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
         console.print(format_quality(quality))
-        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')}")
+        pixels = evaluate_pixel_scores(args.run, n=args.quality, seed=args.seed, which=args.checkpoint)
+        console.print(format_pixel_scores(pixels))
+        console.print(f"wrote {os.path.join(args.run, 'eval', 'quality.json')} and pixel_scores.json")
         if not args.loglik:
             return
     evaluate_loglik(args.run, n_images=args.n_images, samples=args.samples, estimators=args.estimator,
@@ -79,6 +84,14 @@ def cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def cmd_data_download(args: argparse.Namespace) -> None:
+    if args.name == "inception":  # the FID weights, ahead of time (e.g. for offline compute nodes)
+        from genlab.eval.features import download_inception_weights
+
+        if args.root is not None:
+            raise GenlabError("data download inception: --root does not apply; the weights go to the torch hub "
+                              "cache (set TORCH_HOME to move it)")
+        console.print(f"FID weights: {download_inception_weights()}")
+        return
     from genlab.data.info import download
 
     path = download(args.name, root=args.root)
@@ -97,7 +110,6 @@ def cmd_traverse(args: argparse.Namespace) -> None:
 
 
 def cmd_disentangle(args: argparse.Namespace) -> None:
-    from genlab import defaults as D
     from genlab.eval.disentanglement import evaluate_run
     from genlab.eval.disentanglement.summary import format_result
 
@@ -227,6 +239,11 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str) -> NoReturn:
+        """A bad option or value is a user's mistake like any other: one line naming it (not the usage
+        block), printed by `main`, exit status 2."""
+        raise GenlabError(f"{self.prog}: {message} (see {self.prog} --help)")
+
 
 def checkpoint_flag(parser: argparse.ArgumentParser, default: str) -> None:
     """`--checkpoint best|last`, the same on every command that reads a run's weights."""
@@ -236,6 +253,11 @@ def checkpoint_flag(parser: argparse.ArgumentParser, default: str) -> None:
 def _verbose_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="also show Lightning's own messages (device "
                         "banners, DDP set-up, its hints and warnings); default: only genlab's lines")
+
+
+def _offline_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--offline", action="store_true", help="never download (same as GENLAB_OFFLINE=1): "
+                        "without the FID weights file, FID fails (genlab fid) or uses the fallback extractor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,17 +281,19 @@ def add_train_command(sub) -> None:
                    "(default: start a new run in output.runs_dir)")
     t.add_argument("--devices", help="shortcut for trainer.devices: a count, or a list like 0,1 (default: the "
                    "config's trainer.devices, 1)")
-    t.add_argument("--num-nodes", type=int, help="shortcut for trainer.num_nodes (default: the config's, 1)")
+    t.add_argument("--num-nodes", type=A.count(A.MAX_NODES), help="shortcut for trainer.num_nodes (default: the config's, 1)")
     _verbose_flag(t)
+    _offline_flag(t)
     t.set_defaults(func=cmd_train)
 
 
 def add_sample_command(sub) -> None:
     s = sub.add_parser("sample", help="draw samples from a trained run into a grid PNG")
     s.add_argument("run", help="a run directory (as `genlab train` printed it)")
-    s.add_argument("--n", type=int, default=D.SAMPLE["n"], help="images in the grid, 10 per row (default: %(default)s)")
-    s.add_argument("--out", default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
-    s.add_argument("--seed", type=int, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
+    s.add_argument("--n", type=A.count(A.MAX_GRID), default=D.SAMPLE["n"],
+                   help="images in the grid, 10 per row (default: %(default)s)")
+    s.add_argument("--out", type=A.writable_output, default=None, help="PNG path (default: RUN/samples/sample_grid.png)")
+    s.add_argument("--seed", type=A.seed, default=D.SAMPLE["seed"], help="noise seed (default: %(default)s)")
     checkpoint_flag(s, D.SAMPLE["which"])
     s.set_defaults(func=cmd_sample)
 
@@ -280,22 +304,24 @@ def add_evaluate_command(sub) -> None:
     e.add_argument("--loglik", action="store_true", help="marginal log-likelihood of held-out images")
     e.add_argument("--estimator", action="append", choices=[*D.ESTIMATORS, "all"],
                    help="repeatable; default: the run config's eval.estimators")
-    e.add_argument("--n-images", type=int, default=None, help="held-out images to score "
+    e.add_argument("--n-images", type=A.count(A.MAX_IMAGES), default=None, help="held-out images to score "
                    "(default: the run config's eval.n_images)")
-    e.add_argument("--samples", type=int, default=None, help="importance samples per image (IS) "
+    e.add_argument("--samples", type=A.count(A.MAX_IMAGES), default=None, help="importance samples per image (IS) "
                    "(default: the run config's eval.samples)")
     e.add_argument("--proposal", choices=D.IS_PROPOSALS, default=None,
                    help="IS proposal: laplace (mode-centred, the default) or encoder (IWAE)")
-    e.add_argument("--bdmc", type=int, nargs="?", const=3, default=0, metavar="N",
+    e.add_argument("--bdmc", type=A.count(A.MAX_IMAGES, lo=0), nargs="?", const=3, default=0, metavar="N",
                    help="also bracket log p(x) by BDMC (forward + reverse AIS at the eval.ais settings) on N "
                         "images simulated from the model (N is 3 when given without a number; ~2x the AIS cost per "
                         "image); writes RUN/eval/bdmc.json with the bracket width (default: %(default)s, no BDMC)")
-    e.add_argument("--quality", type=int, nargs="?", const=D.QUALITY["n"], default=0, metavar="N",
-                   help="sample quality on N real images never trained on (the data.holdout split, else "
-                        "validation) and N samples: FD, KID, precision and recall (k=3); writes "
-                        f"RUN/eval/quality.json (N is {D.QUALITY['n']} when given without a number)")
-    e.add_argument("--seed", type=int, default=D.LOGLIK["seed"], help="seed of the image choice and the samplers")
+    e.add_argument("--quality", type=A.count(A.MAX_IMAGES, lo=0), nargs="?", const=D.QUALITY["n"], default=0,
+                   metavar="N", help="sample quality on N real images never trained on (the data.holdout split, else "
+                        "validation) and N samples: FD, KID, precision and recall (k=3), and pixel diversity and "
+                        "coverage at 32x32 (no pretrained network); writes RUN/eval/quality.json and "
+                        f"RUN/eval/pixel_scores.json (N is {D.QUALITY['n']} when given without a number)")
+    e.add_argument("--seed", type=A.seed, default=D.LOGLIK["seed"], help="seed of the image choice and the samplers")
     checkpoint_flag(e, D.LOGLIK["which"])
+    _offline_flag(e)
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -306,10 +332,12 @@ def add_data_command(sub) -> None:
     di.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet, bitmoji or folder")
     di.add_argument("--root", default=None, help="dataset folder (default: ./data/NAME; dSprites: rendered "
                     "in memory unless a folder with the official npz is given)")
-    di.add_argument("--preview", default=None, help="also write a preview grid PNG here (default: none)")
+    di.add_argument("--preview", type=A.writable_output, default=None, help="also write a preview grid PNG here (default: none)")
     di.set_defaults(func=cmd_data_info)
-    dd = dsub.add_parser("download", help="fetch a dataset with a checksum check")
-    dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji")
+    dd = dsub.add_parser("download", help="fetch a dataset (or the FID Inception weights) with a checksum check")
+    dd.add_argument("name", help="dataset: dsprites, celeba, tinyimagenet or bitmoji; or inception: the FID "
+                    "weights into the torch hub cache ($GENLAB_FID_WEIGHTS_URL: a mirror, "
+                    "$GENLAB_FID_WEIGHTS_SHA256: its file's hash)")
     dd.add_argument("--root", default=None, help="where to put it (default: ./data/NAME; dSprites: the "
                     "genlab cache folder)")
     dd.set_defaults(func=cmd_data_download)
@@ -321,16 +349,17 @@ def add_traverse_command(sub) -> None:
     tr.add_argument("run", help="a run directory of a model with a latent space (VAE, GAN, BiGAN)")
     tr.add_argument("--mode", default=D.TRAVERSE["mode"], choices=D.TRAVERSE_MODES,
                     help="which grids (default: %(default)s)")
-    tr.add_argument("--rows", type=int, default=D.TRAVERSE["rows"],
+    tr.add_argument("--rows", type=A.count(A.MAX_GRID), default=D.TRAVERSE["rows"],
                     help="directions (or slerp pairs), one per row (default: %(default)s)")
-    tr.add_argument("--steps", type=int, default=D.TRAVERSE["steps"], help="images per row (default: %(default)s)")
-    tr.add_argument("--span", type=float, default=D.TRAVERSE["span"],
+    tr.add_argument("--steps", type=A.count(A.MAX_GRID, lo=2), default=D.TRAVERSE["steps"],
+                    help="images per row (default: %(default)s)")
+    tr.add_argument("--span", type=A.FloatRange(0, 1000), default=D.TRAVERSE["span"],
                     help="traverse each direction over [-span, span] (default: %(default)s)")
     tr.add_argument("--dims", default=None, help="latent coordinates for --mode coords, e.g. 0,5,17 (default 0..rows-1)")
-    tr.add_argument("--n-recon", type=int, default=D.TRAVERSE["n_recon"],
+    tr.add_argument("--n-recon", type=A.count(A.MAX_IMAGES), default=D.TRAVERSE["n_recon"],
                     help="real images for the reconstruction error (default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
-    tr.add_argument("--out", default=None, help="output folder (default: RUN/plots/traverse)")
+    tr.add_argument("--seed", type=A.seed, default=D.TRAVERSE["seed"], help="noise seed (default: %(default)s)")
+    tr.add_argument("--out", type=A.writable_output, default=None, help="output folder (default: RUN/plots/traverse)")
     checkpoint_flag(tr, D.TRAVERSE["which"])
     tr.set_defaults(func=cmd_traverse)
 
@@ -344,7 +373,7 @@ def add_disentangle_command(sub) -> None:
     dg.add_argument("--protocol", choices=D.DISENTANGLE_PROTOCOLS, default=D.DISENTANGLE["protocol"],
                     help="dlib: disentanglement_lib's point counts and classifiers (slow on a CPU); cpu: fewer "
                     "points and fewer boosted trees (default: %(default)s)")
-    dg.add_argument("--seeds", type=int, default=D.DISENTANGLE["seeds"],
+    dg.add_argument("--seeds", type=A.count(A.MAX_EVAL_SEEDS), default=D.DISENTANGLE["seeds"],
                     help="evaluation seeds; each metric is reported as the median [min, max] over them "
                     "(default: %(default)s)")
     dg.add_argument("--data-root", default=None, help="the official dSprites npz (or its folder); default: "
@@ -356,7 +385,8 @@ def add_disentangle_command(sub) -> None:
 def add_report_command(sub) -> None:
     r = sub.add_parser("report", help="an HTML report of a run, or of several runs side by side")
     r.add_argument("runs", nargs="+", metavar="RUN", help="one run directory, or several to compare")
-    r.add_argument("--out", default=None, help="folder or .html path (default: RUN/report.html for one run, "
+    r.add_argument("--out", type=A.writable_output, default=None,
+                   help="folder or .html path (default: RUN/report.html for one run, "
                    "a new compare-<time>/ folder beside the first run for several)")
     r.add_argument("--embed", action="store_true", help="embed the images: one file, no folder beside it")
     r.set_defaults(func=cmd_report)
@@ -372,7 +402,7 @@ def add_codes_command(sub) -> None:
     cm = sub.add_parser("codes", help="VQ-VAE: write the code-map dataset (uint16 indices + image ids) "
                         "of a run into RUN/codes/codes.npz")
     cm.add_argument("run", help="a VQ-VAE run directory")
-    cm.add_argument("--batch-size", type=int, default=D.CODES["batch_size"],
+    cm.add_argument("--batch-size", type=A.count(A.MAX_BATCH), default=D.CODES["batch_size"],
                     help="images per encoder batch (default: %(default)s)")
     checkpoint_flag(cm, D.CODES["which"])
     cm.set_defaults(func=cmd_codes)
@@ -384,9 +414,9 @@ def add_prior_command(sub) -> None:
     pr.add_argument("overrides", nargs="*", help="dotted overrides, given before the options, e.g. "
                     "genlab prior RUN model.priors.pixelcnn.layers=12 --kind pixelcnn")
     pr.add_argument("--kind", required=True, choices=D.PRIOR_KINDS, help="which prior to train (required)")
-    pr.add_argument("--epochs", type=int, default=None, help="shortcut for model.priors.KIND.epochs "
+    pr.add_argument("--epochs", type=A.count(A.MAX_EPOCHS), default=None, help="shortcut for model.priors.KIND.epochs "
                     "(default: the run config's)")
-    pr.add_argument("--max-minutes", type=float, default=None,
+    pr.add_argument("--max-minutes", type=A.FloatRange(0, 60 * 24 * 365), default=None,
                     help="neural priors: stop training after this much wall time (the best epoch is kept; "
                          "default: no time limit)")
     pr.add_argument("--resume", action="store_true", help="continue from RUN/priors/KIND/last.ckpt")
@@ -400,10 +430,11 @@ def add_prior_eval_command(sub) -> None:
     pe.add_argument("run", help="a VQ-VAE run directory with trained priors")
     pe.add_argument("--kind", action="append", choices=D.PRIOR_KINDS,
                     help="repeatable; default: every trained prior")
-    pe.add_argument("--n", type=int, default=None, help="samples (and real images) for FD/KID; "
+    pe.add_argument("--n", type=A.count(A.MAX_IMAGES, lo=3), default=None, help="samples (and real images) for FD/KID; "
                     "default model.priors.eval_samples")
-    pe.add_argument("--seed", type=int, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
+    pe.add_argument("--seed", type=A.seed, default=D.PRIOR_EVAL["seed"], help="sampling seed (default: %(default)s)")
     checkpoint_flag(pe, D.PRIOR_EVAL["which"])
+    _offline_flag(pe)
     pe.set_defaults(func=cmd_prior_eval)
 
 
@@ -412,7 +443,8 @@ def add_vqvae_sweep_command(sub) -> None:
                         "comparison (grid per K; PSNR, usage, compression)")
     sw.add_argument("config", help="YAML file or bundled config name (e.g. vqvae-tinyimagenet-sweep)")
     sw.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=2")
-    sw.add_argument("--codes", type=int, nargs="+", default=None, help="codebook sizes (default: model.sweep_codes)")
+    sw.add_argument("--codes", type=A.count(A.MAX_CODES, lo=2), nargs="+", default=None,
+                    help="codebook sizes (default: model.sweep_codes)")
     _verbose_flag(sw)
     sw.set_defaults(func=cmd_vqvae_sweep)
 
@@ -432,7 +464,8 @@ def add_study_command(sub) -> None:
                     "for a GPU), tiny (seconds; for tests), disentangle (VAE, beta-VAE, beta-TCVAE and FactorVAE "
                     "on dSprites, 3 seeds each, scored by genlab disentangle beside published ranges; ~5 h on a "
                     "2-core CPU), disentangle-tiny, or a YAML file shaped like them (default: %(default)s)")
-    st.add_argument("--out", default=None, help="the study folder; rerun the same command to continue it "
+    st.add_argument("--out", type=A.writable_output, default=None,
+                    help="the study folder; rerun the same command to continue it "
                     "(default: runs/study-PROFILE)")
     st.add_argument("--data", nargs="+", metavar="NAME=PATH", default=None,
                     help="dataset folders, e.g. celeba=PATH bitmoji=PATH tinyimagenet=PATH (dSprites is built in; "
@@ -440,10 +473,12 @@ def add_study_command(sub) -> None:
     st.add_argument("--skip", nargs="+", metavar="STAGE_OR_DATASET", default=None,
                     help="leave out stages, by name (e.g. bigan), by dataset (e.g. celeba) or, in the "
                          "disentangle study, by model (e.g. factorvae); the report says so (default: none)")
-    st.add_argument("--export", metavar="DIR", default=None, help="also write study.html/json into DIR with "
+    st.add_argument("--export", metavar="DIR", type=A.writable_output, default=None,
+                    help="also write study.html/json into DIR with "
                     "the pictures copied beside it, e.g. docs/study (default: only in the study folder)")
     st.add_argument("--report-only", action="store_true", help="rewrite the report from the runs, train nothing")
     _verbose_flag(st)
+    _offline_flag(st)
     st.set_defaults(func=cmd_study)
 
 
@@ -453,13 +488,15 @@ def add_fid_command(sub) -> None:
     f.add_argument("path_a", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("path_b", help="folder of images or .npz statistics (mu, sigma)")
     f.add_argument("--weights", default=None, help="pt_inception-2015-12-05-6726825d.pth (default: "
-                   "$GENLAB_FID_WEIGHTS, then the torch hub cache)")
-    f.add_argument("--dims", type=int, default=D.FID["dims"], choices=D.FID_DIMS,
+                   "$GENLAB_FID_WEIGHTS, then the torch hub cache, downloaded there on first use)")
+    f.add_argument("--dims", type=A.IntRange(min(D.FID_DIMS), max(D.FID_DIMS)), default=D.FID["dims"], choices=D.FID_DIMS,
                    help="Inception feature block (default: %(default)s, the standard FID)")
-    f.add_argument("--batch-size", type=int, default=D.FID["batch_size"], help="images per batch (default: %(default)s)")
+    f.add_argument("--batch-size", type=A.count(A.MAX_BATCH), default=D.FID["batch_size"],
+                   help="images per batch (default: %(default)s)")
     f.add_argument("--device", default=None, help="cuda, cuda:0 or cpu (default: cuda if available)")
     f.add_argument("--fallback", action="store_true", help="no weights file: seeded random network calibrated "
                    "on PATH_A; values NOT comparable to published FIDs")
+    _offline_flag(f)
     f.set_defaults(func=cmd_fid)
 
 
@@ -479,12 +516,20 @@ def _apply_shortcuts(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except GenlabError as exc:  # a bad option or value (Parser.error)
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 2
     _apply_shortcuts(args)
     if getattr(args, "verbose", False):
         from genlab.progress import VERBOSE_ENV
 
         os.environ[VERBOSE_ENV] = "1"
+    if getattr(args, "offline", False):  # an environment variable, so DDP workers and study stages see it too
+        from genlab.eval.fid_weights import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"
     previous = _sigterm_as_ctrl_c()
     try:
         args.func(args)

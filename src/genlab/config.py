@@ -47,6 +47,14 @@ class VAEConfig(_Section):
     prior_components: int = Field(10, gt=0, description="aggregate-gmm: mixture components (full covariance)")
     prior_images: int = Field(20000, gt=0, description="aggregate-gmm: training images it is fitted on (at most)")
 
+    def image_size_problem(self, size: int) -> str | None:
+        """Why the network cannot take `size`-pixel images, or None (checked with the data section)."""
+        factor = 2 ** len(self.channels)
+        if size % factor:
+            return (f"the VAE's {len(self.channels)} stride-2 convolutions (model.channels) need a multiple of "
+                    f"{factor}, e.g. {max(factor, 64 // factor * factor)}")
+        return None
+
 
 class FIDConfig(_Section):
     """The FID/KID feature extractor (genlab.eval.features): one section for GAN training's FID
@@ -76,7 +84,7 @@ class GANFIDConfig(FIDConfig):
     n: int = Field(1000, gt=1, description="generated and real images per epoch (the study: 1000 vs 1000)")
     final_n: int = Field(1000, ge=0, description="generated images for the final evaluation of best.ckpt; "
                          "real ones: min(final_n, training images); 0 = skip")
-    seed: int = FID["seed"]
+    seed: int = Field(FID["seed"], ge=0, le=2**32 - 1, description="numpy and Lightning take seeds in 0 .. 2^32-1")
 
 
 class GANConfig(_Section):
@@ -90,7 +98,21 @@ class GANConfig(_Section):
     ema: Optional[float] = Field(None, gt=0, lt=1, description="decay of an EMA generator used for sampling "
                                  "and FID (e.g. 0.999); None = off")
     diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
+    d_batch_norm: bool = Field(True, description="BatchNorm in the discriminator (DCGAN's rule); false for the "
+                               "least-squares loss, which draws noise with it (dcgan and lsgan only)")
     fid: GANFIDConfig = Field(default_factory=GANFIDConfig)
+
+    def image_size_problem(self, size: int) -> str | None:
+        if size < 8 or size & (size - 1):
+            return "the DCGAN networks double the size from 4x4, so it must be a power of two >= 8 (e.g. 64)"
+        return None
+
+    @model_validator(mode="after")
+    def _batch_norm_choice(self) -> "GANConfig":
+        if self.name == "bigan" and not self.d_batch_norm:
+            raise ValueError("model.d_batch_norm=false is for dcgan and lsgan; the BiGAN's joint "
+                             "discriminator keeps its BatchNorm (set model.d_batch_norm=true)")
+        return self
 
 
 class GMMPriorConfig(_Section):
@@ -168,12 +190,22 @@ class VQVAEConfig(_Section):
                                    description="the codebook sizes `genlab vqvae-sweep` trains")
     priors: PriorsConfig = Field(default_factory=PriorsConfig)
 
+    def image_size_problem(self, size: int) -> str | None:
+        if size % 2:
+            return "the VQ-VAE halves the image once (one stride-2 convolution), so it must be even (e.g. 64)"
+        return None
+
 
 class DisentangleConfig(_Section):
     """What the disentangling VAEs share: the network of Locatello et al. 2019 (genlab.models.disentangle)
     with a Bernoulli likelihood, and its latent size."""
 
     latent_dim: int = Field(10, gt=0)
+
+    def image_size_problem(self, size: int) -> str | None:
+        if size < 16 or size % 16:
+            return "the network's 4 stride-2 convolutions need a multiple of 16 (e.g. 64, dSprites' size)"
+        return None
 
 
 class BetaVAEConfig(DisentangleConfig):
@@ -256,7 +288,7 @@ class OptimizerConfig(_Section):
 class TrainerConfig(_Section):
     max_epochs: int = Field(30, gt=0)
     max_steps: int = Field(-1, ge=-1, description="-1 = no step limit")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy and Lightning take seeds in 0 .. 2^32-1")
     accelerator: str = "auto"
     devices: Union[int, str] = 1
     num_nodes: int = Field(1, gt=0)
@@ -304,6 +336,16 @@ class ExperimentConfig(_Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _image_size_fits_the_model(self) -> "ExperimentConfig":
+        # a model section may say which image sizes its network takes (`image_size_problem`)
+        check = getattr(self.model, "image_size_problem", None)
+        problem = check(self.data.image_size) if check is not None else None
+        if problem:
+            raise ValueError(f"data.image_size={self.data.image_size} does not fit model {self.model.name!r}: "
+                             f"{problem}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -392,7 +434,9 @@ def _one_line(exc: ValidationError, source: str) -> str:
     if parts[:1] == ["model"] and len(parts) > 1 and parts[1] in model_names():
         del parts[1]  # pydantic puts the union's tag in the location; users never write it
     loc = ".".join(parts)
-    if err["type"] == "extra_forbidden":
+    if not loc:  # a check across sections (ExperimentConfig's validators): its message names the keys
+        msg = f"{source}: {err['msg'].removeprefix('Value error, ')}"
+    elif err["type"] == "extra_forbidden":
         msg = f"{source}: unknown key '{loc}'"
     else:
         msg = f"{source}: bad value for '{loc}': {err['msg']} (got {err.get('input')!r})"

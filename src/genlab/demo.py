@@ -90,12 +90,28 @@ def final_grids(run: Run, prior: str, n: int = 100, seed: int = 0) -> dict[str, 
 def quality_line(q: dict) -> str:
     """One line per prior: do the samples look like sprites?"""
     lines = [f"samples ({PRIOR_NAMES[q['prior']]} prior, n={q['n']}): mean best IoU against all "
-             f"{q['sprites']:,} sprites {q['mean_iou']:.3f}, {100 * q['empty_fraction']:.0f}% empty"]
+             f"{q['sprites']:,} sprites {q['mean_iou']:.3f}, {100 * q['empty_fraction']:.0f}% empty; "
+             + shapes_and_crisp(q)]
     if "standard" in q:
         s = q["standard"]
         lines.append(f"samples (N(0, I) prior, n={q['n']}): mean best IoU {s['mean_iou']:.3f}, "
-                     f"{100 * s['empty_fraction']:.0f}% empty")
+                     f"{100 * s['empty_fraction']:.0f}% empty; " + shapes_and_crisp(s))
     return "\n".join(lines)
+
+
+def shapes_and_crisp(q: dict) -> str:
+    """What the mean IoU cannot say (a round blob matches a rotated square at ~0.8): which shapes the
+    samples match and how many match one sprite crisply."""
+    from genlab.eval.sprites import CRISP_IOU
+
+    shares = q.get("shapes") or {}
+    if all(v is None for v in shares.values()):
+        matched = "no non-empty sample"
+    else:
+        matched = ", ".join(f"{100 * v:.0f}% {name}s" for name, v in shares.items())
+    crisp = q.get("crisp_fraction")
+    crisp_text = "–" if crisp is None else f"{100 * crisp:.0f}%"
+    return f"best matches: {matched}; crisp (IoU >= {CRISP_IOU}): {crisp_text}"
 
 
 def _relative(path, root) -> str:

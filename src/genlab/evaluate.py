@@ -41,6 +41,9 @@ def evaluate_loglik(run_dir: str | Path, n_images: int | None = None, samples: i
     estimators = list(estimators or cfg.eval.estimators)
     if "all" in estimators:
         estimators = list(ESTIMATORS)
+    for name, value in (("n_images", n_images), ("samples", samples)):
+        if value is not None and value < 1:  # 0 must not mean "the default", nor -3 "all but three"
+            raise GenlabError(f"{name}={value}: must be at least 1 (None = the run config's eval.{name})")
     n_images = n_images or cfg.eval.n_images
     samples = samples or cfg.eval.samples
     model = run.load_model(which, device)

@@ -35,9 +35,9 @@ class Advance:
 
 @contextlib.contextmanager
 def progress(description: Optional[str], total: Optional[int], *, unit: str = "items",
-             enabled: bool = True) -> Iterator[Advance]:
+             enabled: bool = True, transient: bool = True) -> Iterator[Advance]:
     """Yields `advance(n)` (an `Advance`). `unit="bytes"` shows sizes and a transfer speed; a None
-    `description` or `enabled=False` draws nothing."""
+    `description` or `enabled=False` draws nothing; `transient=False` leaves the finished bar on screen."""
     if description is None or not enabled or not sys.stderr.isatty():
         yield Advance()
         return
@@ -55,7 +55,7 @@ def progress(description: Optional[str], total: Optional[int], *, unit: str = "i
 
     counts = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
     bar = Progress(TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
+                   console=Console(stderr=True), transient=transient)
     try:
         bar.start()
     except LiveError:

@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # torch loads only when a model does: `genlab runs` and `genl
     from torch import nn
 
 STATUSES = ("running", "finished", "failed", "interrupted")
+# a prior's files in <run>/priors/<kind>/: mixtures as arrays + JSON settings, neural priors as weights
+ARRAY_PRIOR_FILE = "prior.npz"
+NEURAL_PRIOR_FILE = "prior.pt"
+PICKLED_PRIOR_FILE = "prior.pkl"  # what older genlab versions wrote; refused (a pickle can run code)
 
 
 @dataclass(frozen=True)
@@ -177,30 +181,34 @@ class Run:
 
     def load_prior(self, kind: str) -> Any:
         """A trained prior over this VQ-VAE run's code maps (the `CodePrior` protocol of
-        `genlab.models.priors`), in eval mode on the CPU."""
-        import pickle
-
-        import torch
-
+        `genlab.models.priors`), in eval mode on the CPU. Read without running code from the files."""
         from genlab.checkpoints import fill
         from genlab.models.priors import PRIOR_KINDS
         from genlab.models.registry import build_neural_prior
+        from genlab.safe_load import load_arrays, load_torch
 
         if kind not in PRIOR_KINDS:
             raise GenlabError(f"unknown prior kind {kind!r} (choose from {', '.join(PRIOR_KINDS)})")
         folder = self.prior_dir(kind)
         if kind == "gmm":
-            path = folder / "prior.pkl"
+            from genlab.models.priors.gmm import GMMPrior
+
+            path = folder / ARRAY_PRIOR_FILE
             if not path.is_file():
+                refuse_pickled_prior(folder, f"genlab prior {self.path} --kind gmm")
                 raise GenlabError(f"{path} not found: fit it with `genlab prior {self.path} --kind gmm`")
-            return pickle.loads(path.read_bytes())
-        path = folder / "prior.pt"
+            arrays, settings = load_arrays(path, "prior")
+            try:
+                return GMMPrior.from_arrays(arrays, settings)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise GenlabError(f"{path}: not a Gaussian-mixture prior ({type(exc).__name__}: {exc}); refit it "
+                                  f"with `genlab prior {self.path} --kind gmm`") from None
+        path = folder / NEURAL_PRIOR_FILE
         if not path.is_file():
             raise GenlabError(f"{path} not found: train it with `genlab prior {self.path} --kind {kind}`")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise GenlabError(f"{path}: not a readable prior ({type(exc).__name__}: {exc})") from None
+        saved = load_torch(path, "prior")
+        if not isinstance(saved, dict) or not {"config", "grid", "state_dict"} <= saved.keys():
+            raise GenlabError(f"{path}: not a genlab prior; train it with `genlab prior {self.path} --kind {kind}`")
         net = build_neural_prior(kind, build_config(saved["config"], str(path)), tuple(saved["grid"]))
         return fill(net, lambda m: m.load_state_dict(saved["state_dict"]), path, f"its own config ({kind} prior)").eval()
 
@@ -211,3 +219,11 @@ class Run:
             if path.is_file():
                 return path
         raise GenlabError(f"{self.path}: no checkpoint in {self.checkpoints} (did training start?)")
+
+
+def refuse_pickled_prior(folder: Path, refit: str) -> None:
+    """An old pickled prior in `folder` is refused (never unpickled), with the command that refits it."""
+    old = folder / PICKLED_PRIOR_FILE
+    if old.is_file():
+        raise GenlabError(f"{old}: a pickled prior from an older genlab; a pickle can run code, so genlab no longer "
+                          f"opens it; refit it with `{refit}`")

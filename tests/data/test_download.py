@@ -24,12 +24,13 @@ from genlab.errors import GenlabError
 class Server:
     """Serves `files` (path -> bytes). `drop_after[path] = n` cuts the next response to it after
     n body bytes; `ignore_range` answers 200 with the whole file; `requests` records
-    (path, Range header) of every request."""
+    (path, Range header) of every request; `gate`, when set to an Event, holds every body until it is set."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.drop_after: dict[str, int] = {}
         self.ignore_range = False
+        self.gate: threading.Event | None = None
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -56,6 +57,8 @@ class Server:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
+                if server.gate is not None:
+                    server.gate.wait(timeout=60)
                 cut = server.drop_after.pop(self.path, None)
                 self.wfile.write(body if cut is None else body[:cut])
                 if cut is not None:

@@ -297,7 +297,7 @@ def test_config_to_dataloader(bitmoji_root):
     from genlab.train.datamodule import GenlabDataModule
 
     cfg = load_config(None, ["data.name=bitmoji", f"data.root={bitmoji_root}", "data.channels=3",
-                             "data.image_size=8", "data.batch_size=4", "data.val_fraction=0.3"])
+                             "data.image_size=8", "data.batch_size=4", "data.val_fraction=0.3", "model.channels=[8,8]"])
     dm = GenlabDataModule(cfg.data)
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))

@@ -318,7 +318,7 @@ def test_missing_weights_error_names_file_url_and_place(tmp_path, monkeypatch):
     msg = str(err.value)
     hub_file = str(tmp_path / "hub" / "checkpoints" / F.FID_WEIGHTS_FILE)
     assert hub_file in msg and F.FID_WEIGHTS_URL in msg and "--weights" in msg
-    assert "never downloads" in msg
+    assert "GENLAB_OFFLINE is set" in msg and "genlab data download inception" in msg
 
     monkeypatch.setenv("GENLAB_FID_WEIGHTS", str(tmp_path / "env.pth"))
     with pytest.raises(GenlabError, match=r"env\.pth \(\$GENLAB_FID_WEIGHTS\)"):

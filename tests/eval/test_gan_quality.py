@@ -78,7 +78,7 @@ def test_holdout_is_disjoint_fixed_and_leaves_the_rest_alone(folder):
 
 def test_holdout_through_the_config(folder):
     cfg = load_config(None, ["data.name=folder", f"data.root={folder}", "data.channels=3", "data.image_size=16",
-                             "data.holdout=10"]).data
+                             "data.holdout=10", "model.channels=[8,8]"]).data
     held, train = build_dataset(cfg, "holdout"), build_dataset(cfg, "train")
     assert len(held) == 10 and len(train) + len(build_dataset(cfg, "val")) == N_IMAGES - 10
     assert not set(held.files) & set(train.files)
@@ -162,18 +162,21 @@ def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, 
 
 def test_cli_evaluate_quality(monkeypatch, capsys, tmp_path):
     from genlab import cli
-    from genlab.eval import gan_quality
+    from genlab.eval import gan_quality, pixel_scores
 
     fake = {"fd": 12.5, "kid": 0.0123, "kid_se": 0.0004, "kid_subset_size": 150, "precision": 0.61, "recall": 0.42,
             "k": 3, "n_real": 300, "n_fake": 300, "extractor": "fallback: NOT comparable", "dims": 2048,
             "held_out": True, "real_split": "holdout", "comparable_to_published_fid": False}
     calls = []
     monkeypatch.setattr(gan_quality, "evaluate_gan_quality", lambda run, **kw: calls.append((run, kw)) or fake)
+    pixels = {"diversity": 0.3, "real_diversity": 0.97, "coverage": 0.05, "real_coverage": 0.55, "n_fake": 300,
+              "n_real": 300, "size": 32}
+    monkeypatch.setattr(pixel_scores, "evaluate_pixel_scores", lambda run, **kw: calls.append((run, kw)) or pixels)
     assert cli.main(["evaluate", str(tmp_path), "--quality", "300", "--checkpoint", "last"]) in (0, None)
     out = capsys.readouterr().out
-    assert calls == [(str(tmp_path), {"n": 300, "seed": 0, "which": "last"})]
+    assert calls == [(str(tmp_path), {"n": 300, "seed": 0, "which": "last"})] * 2
     for text in ("FD:        12.5", "0.0123 ± 0.0004", "precision: 0.610", "recall:    0.420", "300 generated vs 300",
-                 "NOT comparable"):
+                 "NOT comparable", "pixel diversity: 0.300 (held-out real faces: 0.970", "coverage:        0.050"):
         assert text in out
     calls.clear()
     cli.main(["evaluate", str(tmp_path), "--quality"])

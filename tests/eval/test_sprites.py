@@ -100,6 +100,8 @@ def test_sprite_quality_on_a_tiny_run(tiny_cfg, monkeypatch, tmp_path):
     np.testing.assert_allclose(per_sample["standard_iou"], truth, atol=1e-12)
     np.testing.assert_array_equal(per_sample["standard_match"], truth_idx)
     assert res["mean_iou"] == pytest.approx(truth.mean())
+    assert res["crisp_fraction"] == pytest.approx((truth >= sq.CRISP_IOU).mean()) and res["crisp_iou"] == 0.9
+    assert res["shapes"] == sq.shape_shares(truth_idx, b.reshape(12, -1).sum(1))
     assert res["empty_fraction"] == pytest.approx((b.reshape(12, -1).sum(1) == 0).mean())
     assert (tmp_path / "pairs.png").is_file()
 
@@ -126,3 +128,25 @@ def test_a_run_configured_for_the_aggregate_prior_gets_it_fitted(tiny_cfg, monke
     gmm = load_aggregate_prior(Run.open(run.path))
     assert gmm.components == 2 and gmm.fitted_on == 40
     assert sq.sprite_quality(run.path, n=4, seed=0, prior="standard")["prior"] == "standard"
+
+
+def test_shape_shares_count_the_matched_shapes_of_non_empty_samples():
+    shape = dsprites.LATENT_NAMES.index("shape")
+    classes = np.zeros((6, 6), dtype=np.int64)
+    classes[:, shape] = [0, 1, 1, 2, 2, 2]  # a square, two ellipses, three hearts
+    match = dsprites.classes_to_index(classes)
+    on = np.array([5, 5, 5, 5, 5, 5])
+    assert sq.shape_shares(match, on) == pytest.approx({"square": 1 / 6, "ellipse": 2 / 6, "heart": 3 / 6})
+    # an empty sample matches nothing: its tie-broken match (index 0, a square) is not counted
+    on[[1, 2]] = 0
+    assert sq.shape_shares(match, on) == pytest.approx({"square": 0.25, "ellipse": 0.0, "heart": 0.75})
+    assert sq.shape_shares(match, np.zeros(6)) == {"square": None, "ellipse": None, "heart": None}
+
+
+def test_sprites_match_themselves_crisply_and_blobs_do_not():
+    spr = small_set(60)
+    blob = np.zeros((1, 64, 64), dtype=bool)
+    yy, xx = np.mgrid[:64, :64]
+    blob[0] = (yy - 32) ** 2 + (xx - 32) ** 2 < 8 ** 2  # a round blob: no sprite is a disc
+    iou, match = sq.best_iou(np.concatenate([spr[:5].astype(bool), blob]), spr, packed=False)
+    assert (iou[:5] >= sq.CRISP_IOU).all() and iou[5] < sq.CRISP_IOU

@@ -107,3 +107,30 @@ def test_diffaugment_is_differentiable_and_checks_policy():
     assert color(x).shape == x.shape
     with pytest.raises(GenlabError, match="model.diffaugment"):
         diff_augment(x, "color,flip")
+
+
+def test_the_lsgan_discriminator_scores_each_image_on_its_own():
+    """With BatchNorm and batches that are all real or all fake, D's scores on a batch move with the
+    rest of the batch, and the least-squares LSGAN drew noise; the LSGAN configs drop it."""
+    from genlab.config import load_config
+    from genlab.models.registry import build_model
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    for name in ("lsgan-bitmoji", "lsgan-bitmoji-quick", "lsgan-bitmoji-recipe"):
+        cfg = load_config(name, ["data.image_size=32", "model.d_width=4", "model.g_width=4"])
+        d = build_model(cfg).discriminator.train()
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules()), name
+        together, alone = d(x), torch.cat([d(x[i:i + 1]) for i in range(len(x))])
+        assert torch.allclose(together, alone, atol=1e-6), name
+    # the study's DCGAN keeps DCGAN's BatchNorm: a score there depends on the batch it came in
+    d = build_model(load_config("dcgan-bitmoji", ["data.image_size=32", "model.d_width=4"])).discriminator.train()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    assert not torch.allclose(d(x)[:3], d(x[:3]), atol=1e-4)
+
+
+def test_the_bigan_keeps_its_batch_norm():
+    from genlab.config import load_config
+
+    with pytest.raises(GenlabError, match="d_batch_norm=false is for dcgan and lsgan"):
+        load_config("bigan-bitmoji", ["model.d_batch_norm=false"])

@@ -105,6 +105,31 @@ def test_the_report_reads_its_numbers_from_the_runs(tiny_study, tmp_path):
         fid_file.write_text(original)
 
 
+def test_the_report_shows_pixel_scores_and_the_dcgan_curve_beside_the_study(tiny_study, tmp_path):
+    folder, _ = tiny_study
+    study = collect_study(folder)
+    for row in study["gan_held_out"]:  # every GAN stage's quality step wrote the pixel scores too
+        pixels = json.loads((folder / row["stage"] / "eval" / "pixel_scores.json").read_text())
+        assert (row["diversity"], row["coverage"]) == (pixels["diversity"], pixels["coverage"])
+        assert row["real_coverage"] == pixels["real_coverage"] and "pixel_scores.json" in row["source"]
+    fid_file = folder / "dcgan" / "eval" / "fid.json"
+    original = fid_file.read_text()
+    try:  # a 10-epoch history, as the cpu profile scores it
+        fid = json.loads(original)
+        fid["history"] = [{**fid["history"][0], "epoch": e, "fid": 300.0 - 10 * e + (e == 6) * 50} for e in range(10)]
+        fid_file.write_text(json.dumps(fid))
+        page = write_study_report(folder, tmp_path / "docs")
+        curve = json.loads((tmp_path / "docs" / "study.json").read_text())["dcgan_fid_curve"]
+        assert curve["epochs"] == list(range(1, 11)) and curve["best_epoch"] == 10 and curve["best_fid"] == 210.0
+        assert (curve["study_best_epoch"], curve["study_best_fid"]) == (5, 131.7)
+        assert (tmp_path / "docs" / curve["plot"]).is_file()
+        md = (tmp_path / "docs" / "study.md").read_text()
+        assert "7: 290.0" in md and "best epoch 10. The study: best after epoch 5 of 10 (FID 131.7)" in md
+        assert "pixel diversity (real)" in md and curve["plot"] in page.read_text()
+    finally:
+        fid_file.write_text(original)
+
+
 def test_a_rerun_skips_finished_stages(tiny_study, datasets, monkeypatch):
     folder, _ = tiny_study
 

@@ -164,9 +164,9 @@ def test_gan_run_end_to_end_with_fid(gan_cfg, monkeypatch):
     assert any(r.get("train/g_loss_step") for r in rows) and any(r.get("train/d_loss_smooth") for r in rows)
 
     # best.ckpt is the epoch with the lowest FID, and its FID recomputes independently
-    ckpt = torch.load(run.best_checkpoint, map_location="cpu", weights_only=False)
+    ckpt = torch.load(run.best_checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == best["epoch"]
-    last = torch.load(run.last_checkpoint, map_location="cpu", weights_only=False)
+    last = torch.load(run.last_checkpoint, map_location="cpu", weights_only=True)
     assert last["epoch"] == 2  # written every epoch, whether or not the FID improved
     module = GANModule(cfg)
     module.load_state_dict(ckpt["state_dict"])

@@ -84,7 +84,7 @@ def _image_folder(root: Path, n: int = 30) -> Path:
 def test_image_cache_on_device_gives_the_loaders_batches(tmp_path):
     root = _image_folder(tmp_path / "imgs")
     over = ["data.name=folder", f"data.root={root}", "data.image_size=16", "data.channels=3", "data.cache=true",
-            "data.batch_size=8", "data.val_fraction=0.3"]
+            "data.batch_size=8", "data.val_fraction=0.3", "model.channels=[8,8]"]
     cfg = load_config("vae-dsprites-quick", over).data
     host, dev = GenlabDataModule(cfg, seed=1), GenlabDataModule(cfg.model_copy(update={"on_device": True}), seed=1)
     host.setup(), dev.setup()
@@ -99,7 +99,7 @@ def test_image_cache_on_device_gives_the_loaders_batches(tmp_path):
 def test_image_dataset_without_cache_says_what_to_set(tmp_path):
     root = _image_folder(tmp_path / "imgs", 12)
     cfg = load_config("vae-dsprites-quick", ["data.name=folder", f"data.root={root}", "data.image_size=16",
-                                             "data.channels=3", "data.on_device=true"]).data
+                                             "data.channels=3", "data.on_device=true", "model.channels=[8,8]"]).data
     dm = GenlabDataModule(cfg)
     dm.setup()
     with pytest.raises(GenlabError, match="data.cache=true"):

@@ -3,6 +3,7 @@ optimiser and a late SIGTERM (issue 13): nothing lost, one-line errors, status.j
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import signal
@@ -148,6 +149,23 @@ def test_a_validation_split_smaller_than_a_grid_row_trains_and_writes_its_grids(
     assert (run.reconstructions / "epoch_000.png").is_file() and run.last_checkpoint.is_file()
 
 
+# --- metrics.csv across kills and resumes ------------------------------------------------------------
+def test_metrics_rows_are_written_once_whatever_the_kills_and_resumes(tiny_cfg):
+    every_step = "trainer.log_every_n_steps=1"
+    run = runner.train(tiny_cfg("trainer.max_epochs=1", every_step))
+    epoch_1 = run.last_checkpoint.read_bytes()
+    runner.train(tiny_cfg("trainer.max_epochs=2", every_step), resume=run.path)
+    # killed after epoch 2's rows reached metrics.csv but before its last.ckpt did: resume redoes epoch 2
+    run.last_checkpoint.write_bytes(epoch_1)
+    runner.train(tiny_cfg("trainer.max_epochs=3", every_step), resume=run.path)
+    runner.train(tiny_cfg("trainer.max_epochs=3", every_step), resume=run.path)  # nothing left to do: no rows
+    with open(run.metrics_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows if r.get("train/elbo_step")] == list(range(9))  # 3 batches x 3 epochs
+    assert [int(r["epoch"]) for r in rows if r.get("val/elbo")] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows if r.get("train/elbo_epoch")] == [0, 1, 2]
+
+
 # --- optimiser settings on resume --------------------------------------------------------------------
 def test_a_changed_lr_on_resume_is_applied_to_the_restored_optimiser(tiny_cfg):
     import lightning as L
@@ -182,6 +200,42 @@ def test_a_diverging_bernoulli_vae_stops_with_the_nan_message(tiny_cfg):
     with pytest.raises(GenlabError, match=r"became (nan|inf).*last good checkpoint was kept"):
         runner.train(cfg)
     assert Run(Path(cfg.output.runs_dir) / "nan").status()["status"] == "failed"
+
+
+def _diverging(model: str, tmp_path: Path, monkeypatch) -> tuple:
+    """A tiny config of `model` and, for the resumed run, an absurd learning rate."""
+    from genlab.config import load_config
+
+    if model == "vqvae":
+        from tests.train.test_vqvae_training import TINY, fake_builder
+
+        monkeypatch.setitem(registry.BUILDERS, "tinyimagenet", fake_builder)
+        base = ["vqvae-tinyimagenet-quick", TINY]
+    else:
+        from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+        from genlab.train import fid_callback
+
+        monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+        monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+        base = [f"{model}-bitmoji-quick", [*TINY, "model.fid.n=16", "model.fid.final_n=0", "model.fid.batch_size=16"]]
+    name, overrides = base
+
+    def cfg(*extra: str):
+        return load_config(name, [*overrides, f"output.runs_dir={tmp_path / 'runs'}", "output.run_name=d", *extra])
+    return cfg
+
+
+@pytest.mark.parametrize("model", ["dcgan", "lsgan", "bigan", "vqvae"])
+def test_a_real_divergence_of_a_gan_or_a_vqvae_stops_and_keeps_the_last_good_checkpoint(model, tmp_path, monkeypatch):
+    cfg = _diverging(model, tmp_path, monkeypatch)
+    run = runner.train(cfg("trainer.max_epochs=1"))
+    good = run.last_checkpoint.read_bytes()
+    with pytest.raises(GenlabError, match=r"became (nan|inf).*last good checkpoint was kept"):
+        runner.train(cfg("trainer.max_epochs=3", "optimizer.lr=1e30"), resume=run.path)
+    assert run.last_checkpoint.read_bytes() == good  # the diverged weights were never saved
+    assert run.status()["status"] == "failed"
+    assert all(torch.isfinite(v).all() for v in _params(run.last_checkpoint).values() if v.is_floating_point())
 
 
 # --- two processes on one run ------------------------------------------------------------------------------
@@ -237,6 +291,46 @@ def test_sigterm_during_the_final_fid_stops_at_once_and_marks_the_run(tmp_path, 
     assert state["batches_after"] == 1  # the first batch of the final FID saw the signal
     run = Run(tmp_path / "runs" / "g")
     assert run.status()["status"] == "interrupted" and "--resume" in run.status()["message"]
+
+
+def test_a_gan_resumed_after_a_late_sigterm_ends_with_its_final_fid(tmp_path, monkeypatch):
+    """SIGTERM after the last epoch, before the final FID: the resumed run has no epoch left, so
+    Lightning skips on_train_end; the final FID (and eval/fid.json's "final") must still come."""
+    import json
+
+    from tests.train.test_gan_training import TINY, fake_bitmoji, tiny_extractor
+
+    from genlab.config import load_config
+    from genlab.errors import Interrupted
+    from genlab.train import fid_callback
+
+    monkeypatch.setitem(registry.BUILDERS, "bitmoji", lambda cfg, split, seed: fake_bitmoji(split))
+    monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+    real_on_train_end = fid_callback.FIDCallback.on_train_end
+    kills = []
+
+    def killed_once(self, trainer, pl_module):
+        if not kills:
+            kills.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill <pid>` just as training ends
+        return real_on_train_end(self, trainer, pl_module)
+
+    monkeypatch.setattr(fid_callback.FIDCallback, "on_train_end", killed_once)
+    cfg = load_config("dcgan-bitmoji-quick", [*TINY, f"output.runs_dir={tmp_path / 'runs'}", "output.run_name=g",
+                                              "trainer.max_epochs=2", "model.fid.n=16", "model.fid.final_n=24",
+                                              "model.fid.batch_size=16"])
+    with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+        runner.train(cfg)
+    run = Run(tmp_path / "runs" / "g")
+    record = json.loads((run.eval / "fid.json").read_text())
+    assert "final" not in record and [h["epoch"] for h in record["history"]] == [0, 1]
+
+    runner.train(cfg, resume=run.path)
+    record = json.loads((run.eval / "fid.json").read_text())
+    assert record["final"]["n_fake"] == 24 and record["final"]["checkpoint"] == "best.ckpt"
+    assert [h["epoch"] for h in record["history"]] == [0, 1]  # the epochs before the kill are kept
+    assert record["final"]["epoch"] == min(record["history"], key=lambda h: h["fid"])["epoch"]
+    assert run.status()["status"] == "finished"
 
 
 # --- a data error --------------------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
 
 def test_load_module_rejects_a_checkpoint_of_another_model(tiny_cfg):
     run = runner.train(tiny_cfg("trainer.max_epochs=1"))
-    ckpt = torch.load(run.best_checkpoint, weights_only=False)
+    ckpt = torch.load(run.best_checkpoint, weights_only=True)
     ckpt["genlab"]["model"] = "dcgan"
     torch.save(ckpt, run.best_checkpoint)
     with pytest.raises(GenlabError, match="holds a 'dcgan' model"):

@@ -31,6 +31,16 @@ CHUNK = 1 << 16
 USER_AGENT = "genlab-downloader"
 
 
+class DownloadError(GenlabError):
+    """A failed `fetch`: `reason` is the why alone (HTTP status, no connection, cut transfer,
+    checksum), for callers that word their own one-line message around it."""
+
+    def __init__(self, url: str, reason: str, advice: str) -> None:
+        super().__init__(f"{url}: {reason}; {advice}")
+        self.url, self.reason = url, reason
+
+
+
 def _check(path: Path, sha256: Optional[str], md5: Optional[str]) -> Optional[str]:
     """None if `path` matches the given checksums, else a description of the mismatch."""
     for algorithm, expected in (("sha256", sha256), ("md5", md5)):
@@ -54,26 +64,38 @@ def fetch(url: str, dest: Path, sha256: str | None = None, progress: bool = True
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    with progress_bar(dest.name, None, unit="bytes", enabled=progress) as advance:
+    with progress_bar(dest.name, None, unit="bytes", enabled=progress, transient=False) as advance:
         for attempt in range(retries + 1):
             try:
                 _get(url, part, advance, timeout)
                 break
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
                 if isinstance(exc, urllib.error.HTTPError) and exc.code != 416 and exc.code < 500:
-                    raise GenlabError(f"{url}: HTTP {exc.code} {exc.reason}; check the address") from None
+                    raise DownloadError(url, f"HTTP {exc.code} {exc.reason}", "check the address") from None
                 if attempt == retries:
                     have = part.stat().st_size if part.exists() else 0
-                    raise GenlabError(f"{url}: download interrupted after {have} bytes ({exc}); run the same "
-                                      f"command again to resume from {part}") from None
+                    raise DownloadError(url, _why(exc, have, timeout),
+                                        f"run the same command again to resume from {part}") from None
                 time.sleep(min(2.0**attempt, 10.0) * 0.1)
     mismatch = _check(part, sha256, md5)
     if mismatch:
         part.unlink(missing_ok=True)
-        raise GenlabError(f"{url}: checksum mismatch ({mismatch}); the partial file was deleted, run the "
-                          f"command again to download afresh (or check the expected checksum)")
+        raise DownloadError(url, f"checksum mismatch ({mismatch})", "the partial file was deleted, run the "
+                            "command again to download afresh (or check the expected checksum)")
     os.replace(part, dest)  # atomic: readers see no file or the whole verified file
     return dest
+
+
+def _why(exc: BaseException, have: int, timeout: float) -> str:
+    """What went wrong, in words: no connection at all, a timeout, or a transfer cut short."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(cause, TimeoutError):
+        return f"no answer within {timeout:g} s (no network?)"
+    if have == 0 and isinstance(exc, urllib.error.URLError):
+        return f"cannot reach the server ({cause}; no network?)"
+    return f"download interrupted after {have} bytes ({cause})"
 
 
 def _get(url: str, part: Path, advance: Advance, timeout: float) -> None:

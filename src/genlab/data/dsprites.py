@@ -14,7 +14,6 @@ heart x = sin^3 t, y = -(13 cos t - k1 cos 2t - k2 cos 3t - k3 cos 4t) fitted in
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from genlab import safe_load
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, cache_dir, file_digest
 
@@ -260,9 +260,17 @@ def npz_path(root: str | os.PathLike | None = None) -> Path:
     return p if p.suffix == ".npz" else p / NPZ_NAME
 
 
+def metadata() -> dict[str, Any]:
+    """The official npz's metadata, from genlab's own table: the file's copy is a pickle (it could run
+    code), so it is never read."""
+    return {"latents_names": LATENT_NAMES, "latents_sizes": np.array(LATENT_SIZES),
+            "latents_possible_values": {name: g.copy() for name, g in zip(LATENT_NAMES, _GRIDS)},
+            "shapes": SHAPE_NAMES}
+
+
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read the official npz: dict with imgs (N, 64, 64) uint8, latents_classes (N, 6) int64,
-    latents_values (N, 6) float64 and metadata (dict)."""
+    """Read the official npz without pickle: dict with imgs (N, 64, 64) uint8, latents_classes (N, 6)
+    int64, latents_values (N, 6) float64 and metadata (dict, genlab's table: `metadata()`)."""
     path = Path(path)
     if not path.exists():
         raise GenlabError(f"{path}: dSprites npz not found; run `genlab data download dsprites` "
@@ -270,22 +278,13 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):
         raise GenlabError(f"{path}: corrupt dSprites npz (not a zip archive); delete it and run "
                           "`genlab data download dsprites`")
-    try:
-        with np.load(path, allow_pickle=True, encoding="latin1") as z:
-            missing = {"imgs", "latents_classes", "latents_values"} - set(z.files)
-            if missing:
-                raise GenlabError(f"{path}: not the official dSprites npz (missing keys "
-                                  f"{sorted(missing)}); re-download with `genlab data download dsprites`")
-            imgs = z["imgs"]
-            classes = z["latents_classes"]
-            values = z["latents_values"]
-            meta = z["metadata"][()] if "metadata" in z.files else {}
-    except GenlabError:
-        raise
-    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError, EOFError,
-            KeyError) as e:
-        raise GenlabError(f"{path}: corrupt dSprites npz ({e}); delete it and run "
-                          "`genlab data download dsprites`") from e
+    arrays = safe_load.load_npz(path, "dSprites npz", keys=("imgs", "latents_classes", "latents_values"),
+                                fix="delete it and run `genlab data download dsprites`")
+    missing = {"imgs", "latents_classes", "latents_values"} - set(arrays)
+    if missing:
+        raise GenlabError(f"{path}: not the official dSprites npz (missing keys "
+                          f"{sorted(missing)}); re-download with `genlab data download dsprites`")
+    imgs, classes, values = arrays["imgs"], arrays["latents_classes"], arrays["latents_values"]
     n = len(imgs)
     if (imgs.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or classes.shape != (n, 6)
             or values.shape != (n, 6) or not np.issubdtype(classes.dtype, np.integer)):
@@ -296,7 +295,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise GenlabError(f"{path}: latents_classes out of range {LATENT_SIZES}; "
                           "re-download with `genlab data download dsprites`")
     return {"imgs": imgs.astype(np.uint8, copy=False), "latents_classes": classes.astype(np.int64),
-            "latents_values": values, "metadata": meta}
+            "latents_values": values, "metadata": metadata()}
 
 
 def download_dsprites(root: str | os.PathLike | None = None) -> Path:

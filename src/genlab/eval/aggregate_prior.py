@@ -5,12 +5,12 @@ regions of latent space that no training image's posterior covers, where a brief
 decodes empty or blurred images. The VAE itself (and its ELBO and log-likelihoods, which use
 N(0, I)) is unchanged; only the samples differ, and every figure says which prior it used.
 
-Saved as RUN/priors/aggregate-gmm/prior.pkl (a pickle of `LatentGMM`, written atomically).
+Saved as RUN/priors/aggregate-gmm/prior.npz: the mixture's arrays and JSON settings, written
+atomically and read back without pickle (`genlab.safe_load`); an old prior.pkl is refused.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_write_bytes
-from genlab.runs import Run
+from genlab.models.sklearn_arrays import estimator_from_arrays, estimator_to_arrays
+from genlab.runs import ARRAY_PRIOR_FILE, Run, refuse_pickled_prior
+from genlab.safe_load import load_arrays, save_arrays
 
 KIND = "aggregate-gmm"
 
@@ -60,13 +61,28 @@ class LatentGMM:
             raise ValueError(f"unsupported covariance {self.covariance!r}")
         return torch.from_numpy(z.astype(np.float32))
 
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, JSON settings) of the fitted mixture; `from_arrays` rebuilds it."""
+        if self.gmm is None:
+            raise RuntimeError("fit the mixture before saving it")
+        arrays, gmm = estimator_to_arrays(self.gmm, "gmm")
+        return arrays, {"kind": KIND, "components": self.components, "covariance": self.covariance,
+                        "seed": self.seed, "fitted_on": self.fitted_on, "gmm": gmm}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], settings: dict[str, Any]) -> "LatentGMM":
+        prior = cls(settings["components"], settings["covariance"], settings["seed"])
+        prior.gmm = estimator_from_arrays(arrays, settings["gmm"], "gmm")
+        prior.fitted_on = int(settings["fitted_on"])
+        return prior
+
     def describe(self) -> str:
         return f"aggregate-posterior GMM ({self.components} {self.covariance}-covariance components, " \
                f"fitted on {self.fitted_on:,} training latents)"
 
 
 def prior_path(run: Run) -> Path:
-    return run.prior_dir(KIND) / "prior.pkl"
+    return run.prior_dir(KIND) / ARRAY_PRIOR_FILE
 
 
 @torch.no_grad()
@@ -98,7 +114,7 @@ def fit_aggregate_prior(run_dir: str | Path, n_images: int | None = 20000, compo
     z = training_latents(run, model, n_images, seed=seed)
     prior = LatentGMM(components, covariance, seed).fit(z)
     path = prior_path(run)
-    atomic_write_bytes(path, pickle.dumps(prior))
+    save_arrays(path, *prior.to_arrays())
     return {"path": str(path), "components": components, "covariance": covariance, "fitted_on": len(z),
             "description": prior.describe()}
 
@@ -116,9 +132,15 @@ def ensure_aggregate_prior(run_dir: str | Path) -> dict[str, Any] | None:
 
 def load_aggregate_prior(run: Run) -> LatentGMM:
     path = prior_path(run)
+    refit = f"genlab.eval.aggregate_prior.fit_aggregate_prior({str(run.path)!r})"
     if not path.is_file():
-        raise GenlabError(f"{path} not found: fit it with genlab.eval.aggregate_prior.fit_aggregate_prior")
-    prior = pickle.loads(path.read_bytes())
-    if not isinstance(prior, LatentGMM):
-        raise GenlabError(f"{path}: not an aggregate-posterior prior")
-    return prior
+        refuse_pickled_prior(path.parent, refit)
+        raise GenlabError(f"{path} not found: fit it with {refit}")
+    arrays, settings = load_arrays(path, "prior")
+    if settings.get("kind") != KIND:
+        raise GenlabError(f"{path}: not an aggregate-posterior prior; refit it with {refit}")
+    try:
+        return LatentGMM.from_arrays(arrays, settings)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GenlabError(f"{path}: damaged aggregate-posterior prior ({type(exc).__name__}: {exc}); "
+                          f"refit it with {refit}") from None

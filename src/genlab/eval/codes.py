@@ -22,8 +22,10 @@ from genlab.defaults import CODES
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.runs import Run
+from genlab.safe_load import load_npz
 
 CODES_FILE = Path("codes") / "codes.npz"
+CODE_MAP_KEYS = ("indices", "ids", "split", "codebook")
 
 
 @dataclass
@@ -102,5 +104,8 @@ def load_code_maps(run_dir: str | Path) -> CodeMaps:
     path = codes_path(run_dir)
     if not path.is_file():
         raise GenlabError(f"{path} not found: write the code-map dataset first with `genlab codes {run_dir}`")
-    with np.load(path, allow_pickle=False) as z:
-        return CodeMaps(z["indices"], z["ids"], z["split"], z["codebook"])
+    fix = f"rewrite it with `genlab codes {run_dir}`"
+    z = load_npz(path, "code-map file", keys=CODE_MAP_KEYS, fix=fix)
+    if set(CODE_MAP_KEYS) - set(z):
+        raise GenlabError(f"{path}: not a code-map file (missing {sorted(set(CODE_MAP_KEYS) - set(z))}); {fix}")
+    return CodeMaps(z["indices"], z["ids"], z["split"], z["codebook"])

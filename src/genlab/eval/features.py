@@ -1,7 +1,9 @@
 """Inception-v3 pool features for FID/KID, computed exactly as `python -m pytorch_fid` does.
 
-The network is pytorch-fid's own definition (`InceptionV3` over `fid_inception_v3`); only the
-weights come from a local file, never from the internet. Images are quantised to uint8 the way
+The network is pytorch-fid's own definition (`InceptionV3` over `fid_inception_v3`); the weights
+come from a local file, or from the torch hub cache, where they are downloaded and verified on
+first use (`resolve_weights`, through `genlab.eval.fid_weights`; never with $GENLAB_OFFLINE=1).
+Images are quantised to uint8 the way
 `torchvision.utils.save_image` writes a PNG, so in-memory tensors and PNG folders give the same
 features.
 
@@ -35,11 +37,14 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from genlab.defaults import FID, FID_DIMS
 from genlab.errors import GenlabError, Interrupted
+from genlab.eval.fid_weights import OFFLINE_ENV, SHA256_ENV, URL_ENV, download_weights, offline
 from genlab.io import file_digest
 from genlab.progress import progress
+from genlab.safe_load import first_line, refusal, wants_code
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_ENV = "GENLAB_FID_WEIGHTS"
+HUB_SOURCE = "the torch hub cache"
 DIMS = FID_DIMS  # the keys of pytorch-fid's InceptionV3.BLOCK_INDEX_BY_DIM (a test checks they agree)
 FALLBACK_LABEL = "fallback: NOT comparable to published FID"
 # Calibrating BatchNorm needs a few hundred images, not the whole dataset.
@@ -51,7 +56,8 @@ CHANNELS_LAST_ENV = "GENLAB_FID_CHANNELS_LAST"
 
 __all__ = [
     "FID_WEIGHTS_FILE", "FID_WEIGHTS_URL", "DIMS", "FeatureExtractor", "hub_weights_path",
-    "resolve_weights", "inception_extractor", "fallback_extractor", "quantize",
+    "resolve_weights", "download_inception_weights", "extractor_choice", "FIDNetwork", "FID_NETWORK",
+    "check_weights_file", "pytorch_fid_shapes", "weights_url", "inception_extractor", "fallback_extractor", "quantize",
     "list_images", "load_folder", "iter_folder", "features_from_tensors", "features_from_folder",
     "fast_layout", "folder_digest",
 ]
@@ -90,42 +96,102 @@ def hub_weights_path() -> Path:
 
 
 def _missing(path: Path, source: str) -> GenlabError:
+    offline_note = f"; ${OFFLINE_ENV} is set, so it was not downloaded" if source == HUB_SOURCE else ""
     return GenlabError(
-        f"FID Inception weights not found: {path} ({source}). genlab never downloads at run time: "
-        f"download {FID_WEIGHTS_URL} and put it at {hub_weights_path()} (or pass --weights FILE, "
-        f"or set {WEIGHTS_ENV}=FILE); or use the fallback extractor (--fallback), whose FIDs are NOT comparable "
-        "to published ones")
+        f"FID Inception weights not found: {path} ({source}){offline_note}. Download {weights_url()} and put it "
+        f"at {hub_weights_path()} (or run `genlab data download inception` where there is internet, pass "
+        f"--weights FILE, or set {WEIGHTS_ENV}=FILE); or use the fallback extractor (--fallback), whose FIDs "
+        "are NOT comparable to published ones")
 
 
 def choose_extractor(choice: str, weights: str | os.PathLike | None = None, setting: str = "extractor") -> str:
     """The one rule behind `extractor: auto` (GAN training and the prior comparison alike):
-    "inception" when its weights are found, else "fallback" with a warning that the values are
-    NOT comparable to published FIDs. "inception" and "fallback" are returned as they are (a
-    missing weights file then fails when the network is built)."""
+    "inception" when its weights are found (downloaded on first use), else "fallback" with a warning
+    that the values are NOT comparable to published FIDs. "inception" and "fallback" are returned as
+    they are (a missing weights file then fails when the network is built)."""
+    return extractor_choice(choice, weights, setting)[0]
+
+
+def extractor_choice(choice: str, weights: str | os.PathLike | None = None,
+                     setting: str = "extractor") -> tuple[str, str]:
+    """`choose_extractor`'s answer, and why the fallback was chosen ("" for the Inception network)."""
     if choice not in ("auto", "inception", "fallback"):
         raise GenlabError(f"{setting}={choice!r}: choose auto, inception or fallback")
     if choice != "auto":
-        return choice
+        return choice, "" if choice == "inception" else f"{setting}=fallback"
     try:
         resolve_weights(weights)
-        return "inception"
+        return "inception", ""
     except GenlabError as exc:
         warnings.warn(f"{exc}. Using the fallback extractor: these FIDs are NOT comparable to published "
                       f"ones (set {setting}=inception to make this an error)", stacklevel=3)
-        return "fallback"
+        return "fallback", str(exc)
+
+
+def weights_url() -> str:
+    """pytorch-fid's URL, or the mirror in $GENLAB_FID_WEIGHTS_URL."""
+    return os.environ.get(URL_ENV) or FID_WEIGHTS_URL
 
 
 def resolve_weights(weights: str | os.PathLike | None = None) -> Path:
-    """An explicit path wins, then $GENLAB_FID_WEIGHTS, then the torch hub cache; else GenlabError."""
+    """An explicit path wins, then $GENLAB_FID_WEIGHTS, then the torch hub cache, where the file is
+    downloaded (and verified) on first use unless $GENLAB_OFFLINE is set; else GenlabError."""
     if weights is not None:
         path, source = Path(weights).expanduser(), "the weights= / --weights value"
     elif os.environ.get(WEIGHTS_ENV):
         path, source = Path(os.environ[WEIGHTS_ENV]).expanduser(), f"${WEIGHTS_ENV}"
     else:
-        path, source = hub_weights_path(), "the torch hub cache"
+        path, source = hub_weights_path(), HUB_SOURCE
+        if not path.is_file() and not offline():
+            return download_inception_weights()
     if not path.is_file():
         raise _missing(path, source)
     return path
+
+
+def download_inception_weights(progress: bool = True) -> Path:
+    """The FID weights in the torch hub cache, downloaded from `weights_url()` and verified if
+    missing ($GENLAB_FID_WEIGHTS_SHA256 replaces the check of the hash in the file name)."""
+    if offline() and not hub_weights_path().is_file():
+        raise _missing(hub_weights_path(), HUB_SOURCE)
+    return download_weights(weights_url(), hub_weights_path(), check_weights_file,
+                            sha256=os.environ.get(SHA256_ENV) or None, progress=progress)
+
+
+@dataclass(frozen=True)
+class FIDNetwork:
+    """What a weights file must hold and how the FID network is built from it: pytorch-fid's
+    Inception (`FID_NETWORK`). Tests put a tiny network in its place to run downloads and the
+    whole FID path in milliseconds."""
+
+    shapes: Callable[[], dict[str, tuple[int, ...]]]  # tensor name -> shape of a fitting state dict
+    build: Callable[[dict, int, str], torch.nn.Module]  # (state dict, dims, origin for errors) -> network
+
+
+def pytorch_fid_shapes() -> dict[str, tuple[int, ...]]:
+    """Names and shapes of pytorch-fid's FID Inception state dict (on the meta device: no memory)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in _inception_template().state_dict().items()}
+
+
+def check_weights_file(path: Path) -> None:
+    """GenlabError (its message: only the reason) unless `path` loads as a state dict that fits `FID_NETWORK`."""
+    try:
+        with warnings.catch_warnings():  # torch's remarks on a foreign pickle: the error below says it
+            warnings.simplefilter("ignore")
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated file, a page, a foreign pickle...
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise GenlabError(f"not a PyTorch state dict ({type(exc).__name__}: {first})") from None
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise GenlabError(f"not a state dict of tensors (a {type(state_dict).__name__})")
+    expected = FID_NETWORK.shapes()
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if got != expected:
+        missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
+        wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
+        raise GenlabError(f"a state dict, but not the FID Inception weights ({len(missing)} missing, {len(extra)} "
+                          f"unexpected, {len(wrong)} mis-shaped tensors, e.g. {(missing + extra + wrong)[0]})")
 
 
 _hash_memo: dict[tuple[str, int, int], str] = {}
@@ -170,6 +236,9 @@ def _build_network(state_dict: dict, dims: int, origin: str) -> InceptionV3:
     return net.eval()
 
 
+FID_NETWORK = FIDNetwork(shapes=pytorch_fid_shapes, build=_build_network)
+
+
 def _default_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -197,6 +266,8 @@ class FeatureExtractor:
     # builders. Either layout gives the same features to float round-off, and a given extractor
     # gives bit-identical features whatever layout or batching its input comes in.
     channels_last: bool = False
+    # Why the fallback network stands in for the Inception one (e.g. the failed download), for outputs to say.
+    fallback_reason: str = ""
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         # inference_mode: no autograd bookkeeping at all (cheaper than no_grad); the images are
@@ -256,12 +327,14 @@ def inception_extractor(weights: str | os.PathLike | None = None, dims: int = FI
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated download, HTML error page, wrong format...
-        raise GenlabError(f"cannot read FID weights {path} ({type(exc).__name__}: {exc}); "
+        if wants_code(exc):
+            raise refusal(path, "FID weights file", f"download it again from {FID_WEIGHTS_URL}") from None
+        raise GenlabError(f"cannot read FID weights {path} ({first_line(exc)}); "
                           f"download it again from {FID_WEIGHTS_URL}") from None
     if not isinstance(state_dict, dict):
         raise GenlabError(f"FID weights {path} is not a state dict; download it again from {FID_WEIGHTS_URL}")
     dev = _default_device(device)
-    net, layout = _finish(_build_network(state_dict, dims, f"FID weights {path}"), dev, channels_last)
+    net, layout = _finish(FID_NETWORK.build(state_dict, dims, f"FID weights {path}"), dev, channels_last)
     sha = _file_sha256(path)
     return FeatureExtractor(net, dims, id=f"pytorch-fid-inception-v3:sha256={sha[:16]}:dims={dims}{_layout_tag(layout)}",
                             label=f"pytorch-fid Inception-v3 ({path.name}, sha256 {sha[:8]})",
@@ -274,14 +347,18 @@ def _layout_tag(channels_last: bool) -> str:
     return ":bn-folded" + (":channels_last" if channels_last else "")
 
 
+def _inception_template() -> torch.nn.Module:
+    # pytorch-fid's FID blocks subclass torchvision's: same tensor names and shapes, no download.
+    return torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=False)
+
+
 def he_state_dict(seed: int) -> dict:
     """Seeded He-initialised weights with the FID network's keys.
 
     pytorch-fid's FID blocks subclass torchvision's, so torchvision's Inception3
     (1008 classes, no aux head) has exactly the same parameter names and shapes.
     """
-    template = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
-                                               init_weights=False)
+    template = _inception_template()
     gen = torch.Generator().manual_seed(seed)
     for module in template.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):

@@ -31,7 +31,7 @@ from genlab.eval.codes import load_code_maps
 from genlab.io import atomic_write_json, atomic_write_text
 from genlab.models.priors import PRIOR_KINDS, bits_per_map, sample_maps
 from genlab.progress import progress
-from genlab.runs import Run
+from genlab.runs import ARRAY_PRIOR_FILE, NEURAL_PRIOR_FILE, PICKLED_PRIOR_FILE, Run
 from genlab.viz.grids import save_grid
 
 # what a prior's `log_prob_kind` makes of its held-out bits, as the table says it
@@ -91,7 +91,7 @@ def evaluate_priors(run_dir: str | Path, kinds: list[str] | None = None, n_sampl
     if len(val_codes) == 0:
         raise GenlabError(f"{run.path}/codes/codes.npz has no held-out (val) maps; rewrite it with `genlab codes`")
     kinds = kinds or [k for k in PRIOR_KINDS
-                      if any((run.prior_dir(k) / f).is_file() for f in ("prior.pt", "prior.pkl"))]
+                      if any((run.prior_dir(k) / f).is_file() for f in (NEURAL_PRIOR_FILE, ARRAY_PRIOR_FILE, PICKLED_PRIOR_FILE))]
     if not kinds:
         raise GenlabError(f"{run.path}: no trained prior; train one with `genlab prior {run.path} --kind pixelcnn`")
     k, (h, w) = codes.num_codes, codes.grid

@@ -66,3 +66,32 @@ class Generative(nn.Module):
         else:
             g.manual_seed(seed)
         return self.sample(self.noise(n, g))
+
+
+class LatentVariableModel(Generative):
+    """A model with a standard-normal prior over `latent_dim` codes, an `encode` returning
+    (mean, log-variance) of q(z|x) and a `decode` to images in [0, 1]: the VAE family's
+    `noise`, `sample` and `reconstruct`, written once."""
+
+    has_encoder = True
+    latent_dim: int
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z) = N(0, I)."""
+        return gaussian_noise(self, n, self.latent_dim, generator)
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Mean images of p(x|z) at the given z, in [0, 1]."""
+        return self.decode(noise)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoded mean of q(z|x), in [0, 1]."""
+        return self.decode(self.encode(x)[0])

@@ -76,9 +76,9 @@ class DCGANGenerator(nn.Module):
 
 
 def conv_features(channels: int, image_size: int, width: int, norm_first: bool = False,
-                  act: type[nn.Module] = nn.LeakyReLU) -> tuple[nn.Sequential, int]:
+                  act: type[nn.Module] = nn.LeakyReLU, batch_norm: bool = True) -> tuple[nn.Sequential, int]:
     """Strided 4x4 convs halving the side down to 4x4, BatchNorm after all but the first
-    (the DCGAN rule). Returns the stack and its output channels."""
+    (the DCGAN rule; none at all with `batch_norm=False`). Returns the stack and its output channels."""
     n = _levels(image_size)
     widths = [width * 2 ** i for i in range(n)]  # e.g. 64, 128, 256, 512
     make_act = (lambda: nn.LeakyReLU(0.2, inplace=True)) if act is nn.LeakyReLU else (lambda: act(inplace=True))
@@ -86,16 +86,21 @@ def conv_features(channels: int, image_size: int, width: int, norm_first: bool =
     layers += [nn.BatchNorm2d(widths[0])] if norm_first else []
     layers += [make_act()]
     for c_in, c_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), make_act()]
+        layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), *([nn.BatchNorm2d(c_out)] if batch_norm else []),
+                   make_act()]
     return nn.Sequential(*layers), widths[-1]
 
 
 class DCGANDiscriminator(nn.Module):
-    """Conv stack with BatchNorm and LeakyReLU(0.2) down to 4x4, then a 4x4 conv to one logit."""
+    """Conv stack with BatchNorm and LeakyReLU(0.2) down to 4x4, then a 4x4 conv to one logit.
 
-    def __init__(self, channels: int = 3, image_size: int = 64, width: int = 64) -> None:
+    `batch_norm=False` drops the BatchNorm layers: each image's score then depends on that image
+    alone. The least-squares loss needs it (LSGAN on Bitmoji draws noise with them; benchmarks/
+    RESULTS.md, "Why the study's LSGAN drew noise")."""
+
+    def __init__(self, channels: int = 3, image_size: int = 64, width: int = 64, batch_norm: bool = True) -> None:
         super().__init__()
-        self.features, c = conv_features(channels, image_size, width)
+        self.features, c = conv_features(channels, image_size, width, batch_norm=batch_norm)
         self.head = nn.Conv2d(c, 1, 4, 1, 0, bias=False)
         init_weights(self)
 
@@ -134,9 +139,9 @@ class DCGAN(GAN):
     """Generator + discriminator of DCGAN (and of LSGAN: same networks, another loss)."""
 
     def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64,
-                 g_width: int = 64, d_width: int = 64, ema: bool = False) -> None:
+                 g_width: int = 64, d_width: int = 64, ema: bool = False, d_batch_norm: bool = True) -> None:
         super().__init__(latent_dim, channels, image_size, g_width, ema)
-        self.discriminator = DCGANDiscriminator(channels, image_size, d_width)
+        self.discriminator = DCGANDiscriminator(channels, image_size, d_width, batch_norm=d_batch_norm)
 
 
 # --- losses -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.contract import Generative, gaussian_noise
+from genlab.models.contract import LatentVariableModel
 from genlab.models.distributions import kl_diag_to_standard, log_normal_diag, log_standard_normal
 from genlab.models.vae import at_least_float32
 
@@ -65,10 +65,9 @@ class LocatelloDecoder(nn.Module):
         return self.deconvs(self.dense(z).view(-1, TOP_CHANNELS, self.grid, self.grid))
 
 
-class DisentanglingVAE(Generative):
+class DisentanglingVAE(LatentVariableModel):
     """The shared network and contract; `objective` is the true negative ELBO (a plain VAE)."""
 
-    has_encoder = True
     likelihood = "bernoulli"  # binary images (dSprites); the estimators read it (units, simulation)
 
     def __init__(self, in_channels: int = 1, image_size: int = 64, latent_dim: int = 10) -> None:
@@ -126,19 +125,6 @@ class DisentanglingVAE(Generative):
     def objective(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """What training minimises (`loss`) with the true ELBO's terms beside it."""
         return self.elbo(x)
-
-    # --- the image-model contract -------------------------------------------------------------------
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z) = N(0, I)."""
-        return gaussian_noise(self, n, self.latent_dim, generator)
-
-    @torch.no_grad()
-    def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.decode(noise)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x)[0])
 
 
 class BetaVAE(DisentanglingVAE):

@@ -70,9 +70,11 @@ def build_vae(cfg: ExperimentConfig) -> ConvVAE:
 def build_gan(cfg: ExperimentConfig) -> DCGAN | BiGAN:
     m, d = cfg.model, cfg.data
     assert isinstance(m, GANConfig)
-    cls = BiGAN if m.name == "bigan" else DCGAN
-    return cls(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
-               g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
+    if m.name == "bigan":
+        return BiGAN(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size,
+                     g_width=m.g_width, d_width=m.d_width, ema=m.ema is not None)
+    return DCGAN(latent_dim=m.latent_dim, channels=d.channels, image_size=d.image_size, g_width=m.g_width,
+                 d_width=m.d_width, ema=m.ema is not None, d_batch_norm=m.d_batch_norm)
 
 
 def build_vqvae(cfg: ExperimentConfig) -> VQVAE:

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from genlab.models.contract import Generative, gaussian_noise
+from genlab.models.contract import LatentVariableModel
 from genlab.models.distributions import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
@@ -53,7 +53,7 @@ def _deconv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class ConvVAE(Generative):
+class ConvVAE(LatentVariableModel):
     """Encoder: len(channels) stride-2 3x3 convs with LeakyReLU, flatten, linear mean/log-variance heads.
     Decoder: linear, the mirror stack of stride-2 transposed convs, a 3x3 conv to the image, sigmoid."""
 
@@ -128,17 +128,3 @@ class ConvVAE(Generative):
             "reconstruction": x_mean,
         }
 
-    has_encoder = True
-
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z) = N(0, I)."""
-        return gaussian_noise(self, n, self.latent_dim, generator)
-
-    @torch.no_grad()
-    def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        """Mean images of p(x|z) at the given z, in [0, 1]."""
-        return self.decode(noise)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x)[0])

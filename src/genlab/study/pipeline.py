@@ -169,7 +169,10 @@ def _traverse(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Co
 
 def _quality(run: Run, cfg: ExperimentConfig, opts: dict[str, Any], console: Console) -> Any:
     from genlab.eval.gan_quality import evaluate_gan_quality
+    from genlab.eval.pixel_scores import N_SAMPLES, evaluate_pixel_scores
 
+    # the scores that need no pretrained network: on the profile's n, else 500 (coverage depends on N)
+    evaluate_pixel_scores(run.path, **{"n": N_SAMPLES, **{k: opts[k] for k in ("n", "seed", "which") if k in opts}})
     return evaluate_gan_quality(run.path, **opts)
 
 

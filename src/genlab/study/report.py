@@ -22,6 +22,7 @@ from genlab.study.plan import DISENTANGLE_MODELS, STAGES, Stage, stages_of
 
 # What the study reported (../shared/DESIGN.md, "The reference study")
 STUDY_FID = {"dcgan": 131.7, "lsgan": 129.3, "bigan": 133.1}
+STUDY_DCGAN_BEST_EPOCH = 5  # "best images after epoch 5 of 10; the generator loss shoots up after epoch 7"
 STUDY_FID_PROTOCOL = "FID, 2048-d Inception pool features (pytorch-fid weights), 1000 generated vs 1000 real, best epoch"
 STUDY_LOGLIK = {v[0].lower(): v for v in units.STUDY_VALUES}  # dataset -> (name, p, dims)
 STUDY_LOGLIK_WHY = {  # one line each; units.study_reference()["why"] has the arithmetic
@@ -137,12 +138,47 @@ def loglik_row(stage: Stage, run: Path) -> dict[str, Any] | None:
 
 
 def quality_row(stage: Stage, run: Path) -> dict[str, Any] | None:
+    """FD/KID/precision/recall (eval/quality.json) and pixel diversity/coverage (eval/pixel_scores.json)."""
     q = _read(run / "eval" / "quality.json")
-    if not q:
+    px = _read(run / "eval" / "pixel_scores.json")
+    if not q and not px:
         return None
+    q, px = q or {}, px or {}
     keys = ("fd", "kid", "kid_se", "precision", "recall", "n_real", "n_fake", "extractor", "dims", "held_out")
+    pixel_keys = ("diversity", "coverage", "real_diversity", "real_coverage")
+    sources = [f"{stage.name}/eval/{name}" for name, d in (("quality.json", q), ("pixel_scores.json", px)) if d]
     return {"stage": stage.name, "setting": stage.setting, **{k: q.get(k) for k in keys},
-            "source": f"{stage.name}/eval/quality.json"}
+            **{k: px.get(k) for k in pixel_keys}, "pixel_n": px.get("n_fake"), "source": ", ".join(sources)}
+
+
+def dcgan_fid_curve(folder: Path) -> dict[str, Any] | None:
+    """The study-settings DCGAN's FD/FID at every scored epoch (its eval/fid.json), beside the study's
+    best epoch; None before that run has scored an epoch."""
+    fid = _read(folder / "dcgan" / "eval" / "fid.json")
+    history = (fid or {}).get("history") or []
+    if not history:
+        return None
+    best = min(history, key=lambda h: h["fid"])
+    return {"epochs": [h["epoch"] + 1 for h in history], "fid": [h["fid"] for h in history],
+            "best_epoch": best["epoch"] + 1, "best_fid": best["fid"],
+            "n": f"{history[-1].get('n_fake')} vs {history[-1].get('n_real')}",
+            "comparable": bool(fid.get("comparable_to_published_fid")),  # type: ignore[union-attr]
+            "study_best_epoch": STUDY_DCGAN_BEST_EPOCH, "study_best_fid": STUDY_FID["dcgan"],
+            "source": "dcgan/eval/fid.json"}
+
+
+def plot_dcgan_fid_curve(curve: dict[str, Any], out: Path) -> Path:
+    """genlab's curve with its best epoch marked, and the study's best epoch as a dashed line (its FID
+    is printed, not drawn: fallback FDs and Inception FIDs do not share a scale)."""
+    from genlab.viz.curves import plot_epoch_curve
+
+    name = "FID" if curve["comparable"] else "FD, fallback features (not an FID)"
+    return plot_epoch_curve(
+        curve["epochs"], curve["fid"], out, ylabel=f"{name}, N = {curve['n']}",
+        label="genlab, the study's settings", best=(curve["best_epoch"], curve["best_fid"]),
+        reference_epoch=curve["study_best_epoch"],
+        reference_label=f"the study: best after epoch {curve['study_best_epoch']} (FID {curve['study_best_fid']})",
+        title="DCGAN on Bitmoji, epoch by epoch")
 
 
 def sprite_row(stage: Stage, run: Path) -> dict[str, Any] | None:
@@ -298,13 +334,15 @@ def collect_study(folder: str | Path) -> dict[str, Any]:
             row = fn(stage, run)  # type: ignore[operator]
             if row:
                 rows.append(row)
+    curve = dcgan_fid_curve(folder)
     vq = _read(folder / "vqvae-compare" / "comparison.json")
     priors = _read(folder / "vqvae-K512" / "eval" / "priors.json")
     return {"format": 1, "genlab_version": __version__, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "profile": profile, "profile_source": state.get("profile_source"),
             "total_seconds": round(sum(s["seconds"] or 0 for s in stages), 1),
             "total_cpu_seconds": round(sum(s["cpu_seconds"] or 0 for s in stages), 1),
-            "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "sprites": sprites,
+            "stages": stages, "comparisons": comparisons, "gan_held_out": quality, "dcgan_fid_curve": curve,
+            "sprites": sprites,
             "reconstruction": recon,
             "vqvae": {"study": STUDY_VQVAE, **(vq or {})} if vq else None,
             "priors": {"study": STUDY_PRIORS, **priors} if priors else None,
@@ -325,6 +363,9 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     exported = out.resolve() != folder.resolve()
     assets = Assets(page, embed=False)
     try:
+        if data["dcgan_fid_curve"]:
+            figure = plot_dcgan_fid_curve(data["dcgan_fid_curve"], assets.new_figure(DCGAN_CURVE))
+            data["dcgan_fid_curve"]["plot"] = assets.src(figure, DCGAN_CURVE)
         gallery = []
         for stage in stages_of(data["study"]):
             found = pictures(folder, stage)
@@ -346,6 +387,9 @@ def write_study_report(folder: str | Path, out: str | Path | None = None) -> Pat
     return page
 
 
+DCGAN_CURVE = "dcgan_fid_curve.png"
+
+
 def markdown_summary(data: dict[str, Any]) -> str:
     """study.md: the comparison rows and the held-out GAN and sprite tables, for a README or a note."""
     f = _fmt
@@ -358,10 +402,21 @@ def markdown_summary(data: dict[str, Any]) -> str:
         features = str(r["estimator"]).split(" (")[0]
         lines.append(f"| {r['experiment']} | {r['stage']} | {r['setting']} | {r['metric']} | {f(r['study'])} | {genlab} | "
                      f"{features} | {r['n']} | {'yes' if r['comparable'] else 'no: ' + str(r['why_not'])} |")
-    lines += _md_table(["GAN stage", "setting", "FD", "KID", "precision", "recall", "N fake vs real (held out)"],
+    lines += _md_table(["GAN stage", "setting", "FD", "KID", "precision", "recall", "N fake vs real (held out)",
+                        "pixel diversity (real)", "coverage (real)"],
                        [[r["stage"], r["setting"], f(r["fd"]), f"{f(r['kid'], '.4f')} ± {f(r['kid_se'], '.4f')}",
-                         f(r["precision"], ".3f"), f(r["recall"], ".3f"), f"{r['n_fake']} vs {r['n_real']}"]
+                         f(r["precision"], ".3f"), f(r["recall"], ".3f"), f"{r['n_fake']} vs {r['n_real']}",
+                         f"{f(r['diversity'], '.3f')} ({f(r['real_diversity'], '.3f')})",
+                         f"{f(r['coverage'], '.3f')} ({f(r['real_coverage'], '.3f')})"]
                         for r in data["gan_held_out"]])
+    curve = data.get("dcgan_fid_curve")
+    if curve:
+        per_epoch = ", ".join(f"{e}: {f(v, '.1f')}" for e, v in zip(curve["epochs"], curve["fid"]))
+        lines += ["", f"DCGAN (the study's settings), {'FID' if curve['comparable'] else 'FD, fallback features'} "
+                  f"by epoch ({curve['n']}): {per_epoch}; best epoch {curve['best_epoch']}. The study: best after "
+                  f"epoch {curve['study_best_epoch']} of 10 (FID {curve['study_best_fid']})."]
+        if curve.get("plot"):
+            lines += ["", f"![DCGAN FD/FID by epoch beside the study's best epoch]({curve['plot']})"]
     lines += _md_table(["dSprites stage", "setting", "likelihood", "samples from", "mean best IoU", "empty"],
                        [[r["stage"], r["setting"], r["likelihood"], r["prior"], f(r["mean_iou"], ".3f"),
                          f(100 * r["empty_fraction"] if r["empty_fraction"] is not None else None, ".0f") + "%"]

@@ -3,6 +3,7 @@
 Lightning's own writer stages the file in the system temp folder and copies it across
 filesystems, so a full disk leaves a truncated last.ckpt at its final path. Here the temp file
 lives in the checkpoint folder, is fsynced, then renamed: a failed write keeps the old file.
+Reading goes through `genlab.safe_load` (weights only): a resume never runs code from a checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
+from genlab.safe_load import first_line, load_torch, refusal, wants_code
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,6 +31,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_path(path, kept=f"the previous {path.name} was kept") as tmp:
             write_file(tmp, buffer.getbuffer())
 
+    def load_checkpoint(self, path: Any, map_location: Optional[Any] = None,
+                        weights_only: Optional[bool] = None) -> dict[str, Any]:
+        """Lightning's resume reads here: always weights only, whatever it asks for."""
+        return load_torch(path, "checkpoint", map_location=map_location or "cpu")
+
 
 def write_file(path: Path, data: memoryview) -> None:
     with open(path, "wb") as f:
@@ -36,11 +43,14 @@ def write_file(path: Path, data: memoryview) -> None:
 
 
 def checkpoint_problem(path: Path) -> str | None:
-    """Why `path` cannot be resumed from (truncated, not a checkpoint), or None when it loads."""
+    """Why `path` cannot be resumed from (truncated, not a checkpoint), or None when it loads.
+    A checkpoint that holds Python objects is not a damaged file to fall back from: it is refused."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        if wants_code(exc):
+            raise refusal(path) from None
+        return first_line(exc)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         return "not a Lightning checkpoint (no state_dict)"
     return None

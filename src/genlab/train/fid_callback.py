@@ -8,8 +8,9 @@ images) real ones; with `final_n == n` the per-epoch real statistics are reused 
 final evaluation costs one pass over `final_n` generated images (the Bitmoji configs: 1000, about a
 minute and a half on a 2-core CPU). Values are logged as `fid` / `kid` (so best.ckpt is the best FID) and written,
 with N per side and the feature extractor, to RUN/eval/fid.json. Without the Inception weights
-(`extractor: auto`) the fallback extractor is used and every output says its values are NOT
-comparable to published FIDs.
+(`extractor: auto`: not found, and the download on first use failed or $GENLAB_OFFLINE is set) the
+fallback extractor is used; every output says its values are NOT comparable to published FIDs, and
+fid.json's `fallback_reason` says why.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.config import DataConfig, GANFIDConfig
 from genlab.errors import GenlabError
-from genlab.eval.features import FeatureExtractor, choose_extractor, fallback_extractor, inception_extractor
+from genlab.eval.features import FeatureExtractor, extractor_choice, fallback_extractor, inception_extractor
 from genlab.eval.fid import FIDEvaluator, FIDResult, cached_stats
 from genlab.io import atomic_path, atomic_write_json
 from genlab.runs import Run
+from genlab.safe_load import load_torch
 
 NOT_COMPARABLE = "fallback feature extractor: these values are NOT comparable to published FIDs"
 FINAL_NOISE_SEED = 2  # the final evaluation's noise: model.fid.seed + 2 (the per-epoch one is seed + 1)
@@ -37,9 +39,13 @@ FINAL_NOISE_SEED = 2  # the final evaluation's noise: model.fid.seed + 2 (the pe
 def build_extractor(settings: GANFIDConfig, real_images: Callable[[], Any]) -> FeatureExtractor:
     """The Inception network when its weights are found (or required), else the fallback one
     calibrated on the real images."""
-    if choose_extractor(settings.extractor, settings.weights, "model.fid.extractor") == "inception":
+    choice, why = extractor_choice(settings.extractor, settings.weights, "model.fid.extractor")
+    if choice == "inception":
         return inception_extractor(settings.weights, settings.dims)
-    return fallback_extractor(real_images(), seed=settings.seed, dims=settings.dims, batch_size=settings.batch_size)
+    extractor = fallback_extractor(real_images(), seed=settings.seed, dims=settings.dims,
+                                   batch_size=settings.batch_size)
+    extractor.fallback_reason = why  # fid.json (and so the report) say why the values are not real FIDs
+    return extractor
 
 
 def dataset_id(data: DataConfig, split_seed: int, pick_seed: int) -> str:
@@ -61,6 +67,7 @@ class FIDCallback(L.Callback):
         self.real_set = None
         self.order: list[int] = []
         self.trainer: L.Trainer | None = None
+        self.final_done = False  # on_train_end ran in this fit
 
     def stop_if_asked(self) -> None:
         """Lightning only checks for SIGTERM between training batches; an FID of thousands of images
@@ -130,9 +137,11 @@ class FIDCallback(L.Callback):
         gen = torch.Generator().manual_seed(self.settings.seed)
         self.order = torch.randperm(len(self.real_set), generator=gen).tolist()
         self.record = {"history": []}
+        self.final_done = False
         if self.run.eval.joinpath("fid.json").is_file():  # resumed: keep the epochs already done
+            # (the loops are restored after on_fit_start: an epoch that is redone replaces its entry then)
             old = json.loads(self.run.eval.joinpath("fid.json").read_text())
-            self.record["history"] = [h for h in old.get("history", []) if h["epoch"] < trainer.current_epoch]
+            self.record["history"] = list(old.get("history", []))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         every = self.settings.every_n_epochs
@@ -144,7 +153,7 @@ class FIDCallback(L.Callback):
         if trainer.is_global_zero:
             result = self.evaluate(pl_module, self._ensure_evaluator(), self.settings.n)
             entry = {"epoch": epoch, "step": trainer.global_step, **self._summary(result)}
-            self.record["history"].append(entry)
+            self.record["history"] = [h for h in self.record["history"] if h["epoch"] < epoch] + [entry]
             self._write(result)
             values = (result.value, result.kid_mean)
         fid, kid = trainer.strategy.broadcast(values, src=0)
@@ -152,7 +161,14 @@ class FIDCallback(L.Callback):
         if kid is not None:
             pl_module.log("kid", kid, on_step=False, on_epoch=True)
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # Lightning skips on_train_end when a resumed run's epochs are all done already (a SIGTERM after
+        # the last epoch, before the final FID): the final FID is computed here then.
+        if not self.final_done:
+            self.on_train_end(trainer, pl_module)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.final_done = True
         if not trainer.is_global_zero or self.settings.final_n == 0:
             return
         evaluator = self._ensure_evaluator()
@@ -164,7 +180,7 @@ class FIDCallback(L.Callback):
         current = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         which = "last (in memory)"
         if best and Path(best).is_file():
-            pl_module.load_state_dict(torch.load(best, map_location=pl_module.device, weights_only=False)["state_dict"])
+            pl_module.load_state_dict(load_torch(best, map_location=pl_module.device)["state_dict"])
             which = Path(best).name
         try:
             result = self.evaluate(pl_module, final, self.settings.final_n, noise_seed=FINAL_NOISE_SEED,
@@ -191,10 +207,11 @@ class FIDCallback(L.Callback):
             "extractor": result.extractor, "extractor_id": result.extractor_id, "dims": result.dims,
             "comparable_to_published_fid": result.comparable,
             "note": "" if result.comparable else NOT_COMPARABLE,
+            "fallback_reason": self.extractor.fallback_reason if self.extractor is not None else "",
             "best": min(history, key=lambda h: h["fid"]) if history else None,
         })
         ordered = {k: self.record[k] for k in ("extractor", "extractor_id", "dims", "comparable_to_published_fid",
-                                              "note", "best", "final", "history") if k in self.record}
+                                              "note", "fallback_reason", "best", "final", "history") if k in self.record}
         atomic_write_json(self.run.eval / "fid.json", ordered)
 
     def _plot(self) -> None:

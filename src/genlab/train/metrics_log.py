@@ -2,7 +2,9 @@
 and TensorBoard event files in RUN/tensorboard/.
 
 Lightning's CSV writer deletes an existing metrics.csv when it starts; for a resumed run that would
-throw away the curves of everything before the interruption.
+throw away the curves of everything before the interruption. What it logged after the checkpoint the
+run resumes from is logged again by the resumed run, so `ResumedMetrics` drops those rows first:
+each row is in metrics.csv once, whatever the kills and resumes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import csv
 import os
 from typing import Any, Mapping
 
+import lightning as L
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
+
+from genlab.io import atomic_path
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -35,6 +40,37 @@ class RunMetricsLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def drop_rows_from(path: str | os.PathLike, step: int) -> int:
+    """Remove (atomically) the rows of metrics.csv logged at `step` or later; returns how many."""
+    if not os.path.isfile(path):
+        return 0
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    kept = [r for r in rows if not r.get("step") or int(float(r["step"])) < step]
+    if len(kept) < len(rows):
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+    return len(rows) - len(kept)
+
+
+class ResumedMetrics(L.Callback):
+    """On a resumed fit, drop the metrics.csv rows logged after the checkpoint's state (a kill after
+    it, or a SIGTERM's last.ckpt mid-epoch): the resumed run logs those steps again. Rows carry the
+    logger's step, the batches done (`_batches_that_stepped`, the checkpoint's own counter; a GAN's
+    global_step counts both optimisers), and row k is logged after batch k, so rows with step >= the
+    checkpoint's count are the ones redone."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path and trainer.is_global_zero:
+            drop_rows_from(self.path, trainer.fit_loop.epoch_loop._batches_that_stepped)
 
 
 def tensorboard_available() -> bool:

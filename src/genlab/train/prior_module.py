@@ -1,14 +1,13 @@
 """Training the priors over a VQ-VAE run's code maps (`genlab prior RUN --kind ...`).
 
 Each prior lives in `<run>/priors/<kind>/` (`Run.load_prior` reads it back): `prior.pt` (neural priors: weights + their config) or
-`prior.pkl` (the Gaussian mixture), `metrics.csv` for the neural ones, and `summary.json`.
+`prior.npz` (the Gaussian mixture: arrays + JSON settings, no pickle), `metrics.csv` for the neural ones, and `summary.json`.
 The neural priors train with Lightning on the train split and report the held-out bits per map
 on the val split every epoch; `last.ckpt` lets an interrupted run continue (`resume=True`).
 """
 
 from __future__ import annotations
 
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,9 @@ from genlab.io import atomic_path, atomic_write_json
 from genlab.models.priors import PRIOR_KINDS
 from genlab.models.priors.gmm import GMMPrior
 from genlab.models.registry import build_neural_prior
-from genlab.runs import Run
+from genlab.runs import ARRAY_PRIOR_FILE, NEURAL_PRIOR_FILE, Run
+from genlab.safe_load import load_torch, save_arrays
+from genlab.train.checkpoint_io import AtomicCheckpointIO
 from genlab.train.metrics_log import RunMetricsLogger
 
 LN2 = float(torch.log(torch.tensor(2.0)))
@@ -65,8 +66,7 @@ def _fit_gmm(cfg: ExperimentConfig, codes: CodeMaps, out: Path) -> dict[str, Any
     g = cfg.model.priors.gmm
     prior = GMMPrior(g.components, g.pca_dim, g.covariance, seed=cfg.trainer.seed)
     prior.fit(codes.indices[codes.split == "train"], codes.codebook)
-    with atomic_path(out / "prior.pkl") as tmp:
-        tmp.write_bytes(pickle.dumps(prior))
+    save_arrays(out / ARRAY_PRIOR_FILE, *prior.to_arrays())
     return {"pca_explained_variance": float(prior.pca.explained_variance_ratio_.sum()),
             "converged": bool(prior.gmm.converged_)}
 
@@ -88,15 +88,15 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps,
                         max_time=None if max_minutes is None else {"seconds": 60 * max_minutes},
                         accelerator=cfg.trainer.accelerator, precision=cfg.trainer.precision,
-                        devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt],
+                        devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt], plugins=[AtomicCheckpointIO()],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=10)
     last = out / "last.ckpt"
     trainer.fit(module, train, val, ckpt_path=str(last) if resume and last.is_file() else None)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else last
-    state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_torch(best, "checkpoint")["state_dict"]
     module.load_state_dict(state)
-    with atomic_path(out / "prior.pt") as tmp:
+    with atomic_path(out / NEURAL_PRIOR_FILE) as tmp:
         torch.save({"kind": kind, "grid": list(codes.grid), "config": cfg.to_dict(),
                     "state_dict": net.state_dict()}, tmp)
     return {"epochs": trainer.current_epoch, "steps": trainer.global_step,

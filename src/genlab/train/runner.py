@@ -25,7 +25,7 @@ from genlab.train.callbacks import ImageGrids, OptimizerSettings, RNGState, RunL
 from genlab.train.checkpoint_io import AtomicCheckpointIO, resume_checkpoint
 from genlab.train.console import ConsoleReport, EpochMetrics, TrainingBar, finished_line, quiet_lightning, say, use_progress_bar
 from genlab.train.datamodule import GenlabDataModule
-from genlab.train.metrics_log import RunMetricsLogger, RunTensorBoardLogger, tensorboard_available
+from genlab.train.metrics_log import ResumedMetrics, RunMetricsLogger, RunTensorBoardLogger, tensorboard_available
 from genlab.train.registry import build_module, module_class
 
 
@@ -71,7 +71,8 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
     # epoch that does not improve the metric would leave last.ckpt (and --resume) behind: save it apart.
     last = ModelCheckpoint(dirpath=run.checkpoints, filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False, auto_insert_metric_name=False)
-    callbacks: list[L.Callback] = [best, last, RNGState(), RunLifecycle(run), Throughput(),
+    callbacks: list[L.Callback] = [best, last, RNGState(), RunLifecycle(run), ResumedMetrics(run.metrics_path),
+                                   Throughput(),
                                    OptimizerSettings(cfg.optimizer),
                                    ImageGrids(run, cfg.output.grid_every_n_epochs, seed=t.seed)]
     bar = use_progress_bar(t.progress_bar)

@@ -75,6 +75,26 @@ def plot_comparison(series: dict[str, dict[str, dict[int, float]]], out: str | P
     return _save(fig, out, title, dpi=100)
 
 
+def plot_epoch_curve(epochs: list[int], values: list[float], out: str | Path, *, ylabel: str, label: str,
+                     best: tuple[int, float] | None = None, reference_epoch: int | None = None,
+                     reference_label: str = "", title: str = "") -> Path:
+    """One metric per epoch (1-based), its best point ringed, and a dashed vertical line at another
+    source's reference epoch (e.g. the study's best epoch) with its label in the legend."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(epochs, values, "o-", label=label, markersize=4, linewidth=1.4)
+    if best is not None:
+        ax.plot([best[0]], [best[1]], "o", markersize=11, markerfacecolor="none", markeredgewidth=1.6,
+                color="tab:green", label=f"best epoch: {best[0]}")
+    if reference_epoch is not None:
+        ax.axvline(reference_epoch, color="tab:red", linestyle="--", linewidth=1.2, label=reference_label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_xticks(sorted(set(epochs) | ({reference_epoch} if reference_epoch is not None else set())))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out, title, dpi=110)
+
+
 def _save(fig, out: str | Path, title: str, dpi: int) -> Path:
     """Title, tight layout, an atomic PNG write, and the figure closed."""
     if title:

@@ -4,7 +4,8 @@ vector at each position. It is a density on the PCA space, not a distribution ov
 it has no likelihood of a code map to report.
 
 Contract: `GMMPrior.fit(indices, codebook)`, then the `CodePrior` protocol of `genlab.models.priors`
-(`log_prob` is None: `log_prob_kind = None`).
+(`log_prob` is None: `log_prob_kind = None`). Saved as arrays + JSON settings (`to_arrays` /
+`from_arrays`, written by `genlab.safe_load.save_arrays`), never pickled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import IncrementalPCA
 from sklearn.mixture import GaussianMixture
+
+from genlab.models.sklearn_arrays import estimator_from_arrays, estimator_to_arrays
 
 
 class GMMPrior:
@@ -61,6 +64,27 @@ class GMMPrior:
         self.gmm = GaussianMixture(self.components, covariance_type=self.covariance, random_state=self.seed,
                                    reg_covar=1e-4).fit(reduced)
         return self
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON settings) of the fitted prior; `from_arrays` rebuilds it."""
+        if self.gmm is None or self.pca is None:
+            raise RuntimeError("fit the prior before saving it")
+        gmm, gmm_settings = estimator_to_arrays(self.gmm, "gmm")
+        pca, pca_settings = estimator_to_arrays(self.pca, "pca")
+        settings = {"kind": "gmm", "components": self.components, "pca_dim": self.pca_dim,
+                    "covariance": self.covariance, "seed": self.seed, "chunk": self.chunk, "grid": list(self.grid),
+                    "gmm": gmm_settings, "pca": pca_settings}
+        return {"codebook": self.codebook, **gmm, **pca}, settings
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], settings: dict) -> "GMMPrior":
+        prior = cls(settings["components"], settings["pca_dim"], settings["covariance"], settings["seed"],
+                    settings["chunk"])
+        prior.codebook = np.asarray(arrays["codebook"], dtype=np.float32)
+        prior.grid = (int(settings["grid"][0]), int(settings["grid"][1]))
+        prior.gmm = estimator_from_arrays(arrays, settings["gmm"], "gmm")
+        prior.pca = estimator_from_arrays(arrays, settings["pca"], "pca")
+        return prior
 
     def snap(self, flat: np.ndarray) -> np.ndarray:
         """(N, H*W*D) vectors -> (N, H, W) nearest-code indices."""
