@@ -141,9 +141,9 @@ def test_quality_of_a_trained_run_against_independent_truth(trained_run):
     assert not set(ids) & seen
 
 
-def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, monkeypatch):
-    run = Run.open(trained_run)
-    held = build_dataset(run.config().data, "holdout")
+def held_out_copycat(run_dir):
+    """A 'generator' whose samples are the run's held-out images: every score must call it perfect."""
+    held = build_dataset(Run.open(run_dir).config().data, "holdout")
     images = torch.stack([held[i][0] for i in range(len(held))])
 
     class Copycat(torch.nn.Module):  # noise = which held-out images; sample = those images
@@ -153,7 +153,13 @@ def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, 
         def sample(self, idx):
             return images[idx]
 
-    monkeypatch.setattr(Run, "load_model", lambda self, which="best", device="cpu": Copycat())
+    return Copycat()
+
+
+def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, monkeypatch):
+
+    copycat = held_out_copycat(trained_run)
+    monkeypatch.setattr(Run, "load_model", lambda self, which="best", device="cpu": copycat)
     q = evaluate_gan_quality(trained_run, n=12, extractor=tiny_extractor(), write=False)
     assert (q["precision"], q["recall"]) == (1.0, 1.0)
     assert abs(q["fd"]) < 1e-6

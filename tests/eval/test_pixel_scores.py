@@ -6,12 +6,10 @@ import json
 
 import pytest
 import torch
-from tests.eval.test_gan_quality import folder, trained_run  # noqa: F401 (pytest fixtures)
+from tests.eval.test_gan_quality import folder, held_out_copycat, trained_run  # noqa: F401 (pytest fixtures)
 
-from genlab.data.registry import build_dataset
 from genlab.errors import GenlabError
 from genlab.eval.pixel_scores import coverage, diversity, evaluate_pixel_scores, flatten, format_pixel_scores
-from genlab.runs import Run
 
 
 def _real(n: int = 40, seed: int = 0) -> torch.Tensor:
@@ -70,17 +68,7 @@ def test_pixel_scores_of_a_run_are_written_and_a_copycat_scores_perfectly(traine
     assert 0 <= s["coverage"] <= 1 and s["diversity"] >= 0
     assert "pixel diversity:" in format_pixel_scores(s) and "coverage:" in format_pixel_scores(s)
 
-    held = build_dataset(Run.open(trained_run).config().data, "holdout")
-    images = torch.stack([held[i][0] for i in range(len(held))])
-
-    class Copycat(torch.nn.Module):  # noise = which held-out images; sample = those images
-        def noise(self, n, generator):
-            return torch.randperm(len(images), generator=generator)[:n]
-
-        def sample(self, idx):
-            return images[idx]
-
-    s = evaluate_pixel_scores(trained_run, n=12, model=Copycat(), write=False)
+    s = evaluate_pixel_scores(trained_run, n=12, model=held_out_copycat(trained_run), write=False)
     assert s["diversity"] == pytest.approx(1.0) and s["coverage"] == 1.0
     with pytest.raises(GenlabError, match="n >= 2"):
         evaluate_pixel_scores(trained_run, n=1)
