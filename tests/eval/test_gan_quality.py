@@ -157,7 +157,6 @@ def held_out_copycat(run_dir):
 
 
 def test_a_model_that_returns_the_held_out_images_scores_perfectly(trained_run, monkeypatch):
-
     copycat = held_out_copycat(trained_run)
     monkeypatch.setattr(Run, "load_model", lambda self, which="best", device="cpu": copycat)
     q = evaluate_gan_quality(trained_run, n=12, extractor=tiny_extractor(), write=False)
