@@ -293,12 +293,21 @@ class TrainerConfig(_Section):
     devices: Union[int, str] = 1
     num_nodes: int = Field(1, gt=0)
     strategy: str = Field("auto", description="auto = DDP when devices * num_nodes > 1")
-    precision: str = Field("32-true", description="Lightning precision: 32-true, bf16-mixed (autocast), 16-mixed")
-    channels_last: bool = Field(False, description="the model's 4-d weights in channels_last layout (convolutions "
-                                "then run NHWC; helps bf16 on tensor-core GPUs)")
+    precision: str = Field("auto", description="Lightning precision: 32-true, bf16-mixed (autocast), 16-mixed, or "
+                           "auto = bf16-mixed on a CPU with native bf16, else 32-true (genlab.train.speed)")
+    channels_last: Union[bool, Literal["auto"]] = Field(
+        "auto", description="the model's 4-d weights in channels_last layout (convolutions then run NHWC; helps bf16 "
+        "on CPUs and tensor-core GPUs); auto = true where precision auto picks bf16")
     compile: bool = Field(False, description="torch.compile the model's sub-networks (needs a C++ compiler on CPU, "
                           "triton on CUDA); checkpoints are unchanged")
     limit_train_batches: Union[int, float] = 1.0
+
+    @field_validator("channels_last", mode="before")
+    @classmethod
+    def _layout_choice(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v == "auto":
+            return v
+        raise ValueError("trainer.channels_last: use true, false or auto")
     limit_val_batches: Union[int, float] = 1.0
     log_every_n_steps: int = Field(10, gt=0)
     progress_bar: bool = True

@@ -191,3 +191,29 @@ def test_fid_n_larger_than_dataset_uses_every_image_and_says_so(gan_cfg, monkeyp
     with pytest.warns(UserWarning, match="model.fid.n=1000 but the training set has only 48 images"):
         run = train(gan_cfg("lsgan", "trainer.max_epochs=1", "model.fid.n=1000"))
     assert run.status()["status"] == "finished"
+
+
+def test_pixel_scores_beside_every_fid_with_a_holdout(gan_cfg, monkeypatch):
+    # issue 20: the curve of pixel diversity and coverage over training, on the held-out images
+    from genlab.eval.pixel_scores import evaluate_pixel_scores
+
+    monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+    run = train(gan_cfg("dcgan", "trainer.max_epochs=2", "model.fid.n=24", "model.fid.final_n=0",
+                        "model.fid.every_n_epochs=1", "data.holdout=12"))
+    history = json.loads((run.eval / "fid.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
+    with open(run.metrics_path) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("pixel_diversity")]
+    assert [float(r["pixel_diversity"]) for r in rows] == pytest.approx([h["pixel_diversity"] for h in history])
+    assert [float(r["pixel_coverage"]) for r in rows] == pytest.approx([h["pixel_coverage"] for h in history])
+    again = evaluate_pixel_scores(run.path, which="last", write=False)  # the last epoch's model, recomputed
+    assert history[-1]["pixel_diversity"] == pytest.approx(again["diversity"], rel=1e-9)
+    assert history[-1]["pixel_coverage"] == pytest.approx(again["coverage"], abs=1e-12)
+    assert 0 < history[-1]["pixel_diversity"] and again["n_real"] == 12
+
+
+def test_no_pixel_scores_without_a_holdout(gan_cfg, monkeypatch):
+    monkeypatch.setattr(fid_callback, "build_extractor", lambda settings, real: tiny_extractor())
+    run = train(gan_cfg("dcgan", "trainer.max_epochs=1", "model.fid.n=24", "model.fid.final_n=0"))
+    history = json.loads((run.eval / "fid.json").read_text())["history"]
+    assert history and "pixel_diversity" not in history[0]

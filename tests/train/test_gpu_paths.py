@@ -196,7 +196,7 @@ def test_every_model_trains_in_bf16_with_channels_last_and_data_on_device(case, 
 
 
 def test_channels_last_weights_and_unchanged_checkpoint_keys(tiny_cfg):
-    plain = build_module(tiny_cfg())
+    plain = build_module(tiny_cfg("trainer.channels_last=false"))
     cl = build_module(tiny_cfg("trainer.channels_last=true"))
     convs = [k for k, v in cl.state_dict().items() if v.dim() == 4 and v.shape[1] > 1 and v.shape[2] > 1]
     assert convs and all(cl.state_dict()[k].is_contiguous(memory_format=torch.channels_last) for k in convs)

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import TINY_MODEL
 
 from genlab.train.console import EPOCH_COLUMNS, EpochMetrics, TrainingBar, epoch_line
+from genlab.train.speed import resolve_precision
 
 # the built-in dSprites (rendered), a tiny model: seconds per run
 QUICK = [*TINY_MODEL, "data.subset=256", "data.batch_size=64", "trainer.accelerator=cpu"]
@@ -54,7 +55,8 @@ def test_a_run_prints_a_header_its_epochs_and_one_finished_line_and_nothing_of_l
     run = runs / "quiet"
     header = lines_with(out, "vae on dsprites")
     assert len(header) == 1 and str(run) in header[0] and "243 train + 13 val images" in header[0]
-    assert "cpu" in header[0] and "32-true" in header[0]
+    expected = resolve_precision("auto", "auto")  # the config's precision: auto, whatever it is on this CPU
+    assert "cpu" in header[0] and f"precision {expected}" in header[0]
     finished = lines_with(out, "finished")
     assert len(finished) == 1 and str(run) in finished[0] and "tensorboard --logdir" in finished[0]
     # one line per epoch, whose val ELBO is the one metrics.csv recorded for that epoch

@@ -30,7 +30,8 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_write_json
 from genlab.runs import Run
 
-__all__ = ["SIZE", "N_SAMPLES", "flatten", "diversity", "coverage", "evaluate_pixel_scores", "format_pixel_scores"]
+__all__ = ["SIZE", "N_SAMPLES", "flatten", "diversity", "coverage", "model_scores", "evaluate_pixel_scores",
+           "format_pixel_scores"]
 
 SIZE = 32          # both scores compare images at 32x32 pixels
 N_SAMPLES = 500    # samples and real images per run (the issue's protocol)
@@ -75,9 +76,17 @@ def coverage(fake: torch.Tensor, real: torch.Tensor, size: int = SIZE) -> float:
 @torch.no_grad()
 def _samples(model: torch.nn.Module, n: int, seed: int, batch_size: int = 100) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed + 1)  # the noise of genlab.eval.gan_quality's samples
-    parts = [model.sample(model.noise(min(batch_size, n - s), gen)).float().clamp(0, 1).cpu()
+    weight = next(iter(model.parameters()), None)  # the noise goes where the model is (a copycat has none)
+    device = weight.device if weight is not None else torch.device("cpu")
+    parts = [model.sample(model.noise(min(batch_size, n - s), gen).to(device)).float().clamp(0, 1).cpu()
              for s in range(0, n, batch_size)]
     return torch.cat(parts)
+
+
+def model_scores(model: torch.nn.Module, real: torch.Tensor, n: int = N_SAMPLES, seed: int = 0) -> dict[str, float]:
+    """Diversity and coverage of `n` seeded samples of `model` (as it is: call .eval() first) against `real`."""
+    fake = _samples(model, n, seed)
+    return {"diversity": diversity(fake, real), "coverage": coverage(fake, real)}
 
 
 def evaluate_pixel_scores(run_dir: str | Path, n: int = N_SAMPLES, seed: int = 0, which: str = "best",
@@ -98,15 +107,13 @@ def evaluate_pixel_scores(run_dir: str | Path, n: int = N_SAMPLES, seed: int = 0
         model = run.load_model(which)
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run.path}: the {run.config().model.name} model does not sample images")
-    fake = _samples(model, n, seed)
     half = len(real) // 2
     out: dict[str, Any] = {
-        "diversity": diversity(fake, real),
-        "coverage": coverage(fake, real),
+        **model_scores(model, real, n, seed),
         # the same figures for real faces: one half of the held-out set against the other
         "real_diversity": diversity(real[:half], real[half:]),
         "real_coverage": coverage(real[:half], real[half:]),
-        "n_fake": len(fake), "n_real": len(real), "size": SIZE, "real_split": info["split"],
+        "n_fake": n, "n_real": len(real), "size": SIZE, "real_split": info["split"],
         "checkpoint": None if given else run.checkpoint(which).name, "seed": seed,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

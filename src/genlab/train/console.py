@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from rich import get_console
 
 from genlab.progress import VERBOSE_ENV
+from genlab.train.speed import AUTO, resolve_channels_last
 
 # Lightning's INFO lines come through these loggers; WARNING and above still show
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
@@ -157,7 +158,9 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {s:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def describe_device(trainer: L.Trainer) -> str:
+def describe_device(trainer: L.Trainer, settings: Any = None) -> str:
+    """Where and how it trains, e.g. "cpu (2 threads), precision bf16-mixed (auto), channels_last";
+    `settings` (the config's trainer section) says which choices were trainer.*: auto."""
     device = trainer.strategy.root_device
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -169,7 +172,12 @@ def describe_device(trainer: L.Trainer) -> str:
     where = f"{world} x {name}" if world > 1 else name
     if trainer.num_nodes > 1:
         where += f" on {trainer.num_nodes} nodes"
-    return f"{where}, precision {trainer.precision}"
+    line = f"{where}, precision {trainer.precision}"
+    if settings is not None and settings.precision == AUTO:
+        line += " (auto)"
+    if settings is not None and resolve_channels_last(settings.channels_last, settings.accelerator):
+        line += ", channels_last"
+    return line
 
 
 class ConsoleReport(L.Callback):
@@ -192,7 +200,7 @@ class ConsoleReport(L.Callback):
             sizes = f", {len(dm.train_set):,} train + {n_val:,} val images"
         resumed = f" · resumed at epoch {trainer.current_epoch + 1}" if trainer.current_epoch > 0 else ""
         say(f"[bold]{m.name}[/] on [bold]{d.name}[/] ({d.channels}x{d.image_size}x{d.image_size}{sizes}) · "
-            f"{describe_device(trainer)} · {self.run_dir}{resumed}")
+            f"{describe_device(trainer, self.cfg.trainer)} · {self.run_dir}{resumed}")
         self.metrics.take()  # anything logged before the first epoch (hparams) is not an epoch's
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:

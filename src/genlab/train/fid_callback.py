@@ -65,6 +65,7 @@ class FIDCallback(L.Callback):
         self.run: Run | None = None
         self.record: dict[str, Any] = {}
         self.real_set = None
+        self.held_out: torch.Tensor | None = None  # data.holdout images for the pixel scores, loaded once
         self.order: list[int] = []
         self.trainer: L.Trainer | None = None
         self.final_done = False  # on_train_end ran in this fit
@@ -152,14 +153,37 @@ class FIDCallback(L.Callback):
         values = None
         if trainer.is_global_zero:
             result = self.evaluate(pl_module, self._ensure_evaluator(), self.settings.n)
-            entry = {"epoch": epoch, "step": trainer.global_step, **self._summary(result)}
+            pixel = self.pixel_scores(pl_module)
+            entry = {"epoch": epoch, "step": trainer.global_step, **self._summary(result), **pixel}
             self.record["history"] = [h for h in self.record["history"] if h["epoch"] < epoch] + [entry]
             self._write(result)
-            values = (result.value, result.kid_mean)
-        fid, kid = trainer.strategy.broadcast(values, src=0)
+            values = (result.value, result.kid_mean, pixel)
+        fid, kid, pixel = trainer.strategy.broadcast(values, src=0)
         pl_module.log("fid", fid, on_step=False, on_epoch=True, prog_bar=True)
         if kid is not None:
             pl_module.log("kid", kid, on_step=False, on_epoch=True)
+        for name, value in pixel.items():
+            pl_module.log(name, value, on_step=False, on_epoch=True)
+
+    @torch.no_grad()
+    def pixel_scores(self, pl_module: Any) -> dict[str, float]:
+        """Pixel diversity and coverage (genlab.eval.pixel_scores) of 500 samples against the held-out
+        images, beside each FID, so that their curve over training is in metrics.csv; {} without
+        data.holdout (the other splits are trained or validated on)."""
+        if not self.data.holdout:
+            return {}
+        from genlab.eval.gan_quality import real_images
+        from genlab.eval.pixel_scores import N_SAMPLES, model_scores
+
+        if self.held_out is None:
+            self.held_out, _ = real_images(self.run, N_SAMPLES, self.settings.seed)
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            scores = model_scores(pl_module.net, self.held_out, N_SAMPLES, self.settings.seed)
+        finally:
+            pl_module.train(was_training)
+        return {"pixel_diversity": scores["diversity"], "pixel_coverage": scores["coverage"]}
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         # Lightning skips on_train_end when a resumed run's epochs are all done already (a SIGTERM after

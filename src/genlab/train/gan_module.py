@@ -69,6 +69,7 @@ class GANModule(GenlabModule):
         "discriminator loss": ["train/d_loss_step", "train/d_loss_smooth", "train/d_loss_epoch"],
         "FID per epoch (extractor: eval/fid.json)": ["fid"],
         "KID per epoch": ["kid"],
+        "pixel diversity and coverage (held-out, 500 samples)": ["pixel_diversity", "pixel_coverage"],
     }
 
     def __init__(self, cfg: ExperimentConfig) -> None:

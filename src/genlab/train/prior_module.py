@@ -28,6 +28,7 @@ from genlab.runs import ARRAY_PRIOR_FILE, NEURAL_PRIOR_FILE, Run
 from genlab.safe_load import load_torch, save_arrays
 from genlab.train.checkpoint_io import AtomicCheckpointIO
 from genlab.train.metrics_log import RunMetricsLogger
+from genlab.train.speed import resolve_precision
 
 LN2 = float(torch.log(torch.tensor(2.0)))
 
@@ -87,7 +88,8 @@ def _fit_neural(kind: str, cfg: ExperimentConfig, codes: CodeMaps, out: Path, re
     # checkpoint is scored on the held-out maps
     trainer = L.Trainer(max_epochs=max_epochs or pc.epochs, max_steps=max_steps,
                         max_time=None if max_minutes is None else {"seconds": 60 * max_minutes},
-                        accelerator=cfg.trainer.accelerator, precision=cfg.trainer.precision,
+                        accelerator=cfg.trainer.accelerator,
+                        precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
                         devices=1, logger=RunMetricsLogger(out), callbacks=[ckpt], plugins=[AtomicCheckpointIO()],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=10)

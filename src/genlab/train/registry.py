@@ -7,6 +7,7 @@ import importlib
 
 from genlab.config import ExperimentConfig
 from genlab.train.base import GenlabModule
+from genlab.train.speed import resolve_channels_last
 
 # "module:Class", imported on first use so `genlab train vae` never imports the GAN code
 MODULES: dict[str, str | type[GenlabModule]] = {}
@@ -40,13 +41,15 @@ def module_class(name: str) -> type[GenlabModule]:
 
 
 def build_module(cfg: ExperimentConfig) -> GenlabModule:
-    """The LightningModule for `cfg`; `trainer.channels_last` puts the model's weights in NHWC layout and
+    """The LightningModule for `cfg`; `trainer.channels_last` (auto: genlab.train.speed) puts the model's
+    weights in NHWC layout and
     `trainer.compile` torch.compiles its sub-networks (genlab.train.device_data)."""
     module = module_class(cfg.model.name)(cfg)
-    if cfg.trainer.channels_last or cfg.trainer.compile:
+    channels_last = resolve_channels_last(cfg.trainer.channels_last, cfg.trainer.accelerator)
+    if channels_last or cfg.trainer.compile:
         from genlab.train.device_data import apply_channels_last, compile_net
 
-        if cfg.trainer.channels_last:
+        if channels_last:
             apply_channels_last(module.net)
         if cfg.trainer.compile:
             compile_net(module.net, cfg.trainer.accelerator)

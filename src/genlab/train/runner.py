@@ -27,6 +27,7 @@ from genlab.train.console import ConsoleReport, EpochMetrics, TrainingBar, finis
 from genlab.train.datamodule import GenlabDataModule
 from genlab.train.metrics_log import ResumedMetrics, RunMetricsLogger, RunTensorBoardLogger, tensorboard_available
 from genlab.train.registry import build_module, module_class
+from genlab.train.speed import resolve_precision
 
 
 class _DropAdverts(logging.Filter):
@@ -93,7 +94,7 @@ def build_trainer(cfg: ExperimentConfig, run: Run, extra_callbacks: list[L.Callb
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=strategy,
-        precision=t.precision,
+        precision=resolve_precision(t.precision, t.accelerator),
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps,
