@@ -301,6 +301,9 @@ class TrainerConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model's sub-networks (needs a C++ compiler on CPU, "
                           "triton on CUDA); checkpoints are unchanged")
     limit_train_batches: Union[int, float] = 1.0
+    limit_val_batches: Union[int, float] = 1.0
+    log_every_n_steps: int = Field(10, gt=0)
+    progress_bar: bool = True
 
     @field_validator("channels_last", mode="before")
     @classmethod
@@ -308,9 +311,6 @@ class TrainerConfig(_Section):
         if isinstance(v, bool) or v == "auto":
             return v
         raise ValueError("trainer.channels_last: use true, false or auto")
-    limit_val_batches: Union[int, float] = 1.0
-    log_every_n_steps: int = Field(10, gt=0)
-    progress_bar: bool = True
 
 
 class EvalConfig(_Section):

@@ -42,8 +42,7 @@ def module_class(name: str) -> type[GenlabModule]:
 
 def build_module(cfg: ExperimentConfig) -> GenlabModule:
     """The LightningModule for `cfg`; `trainer.channels_last` (auto: genlab.train.speed) puts the model's
-    weights in NHWC layout and
-    `trainer.compile` torch.compiles its sub-networks (genlab.train.device_data)."""
+    weights in NHWC layout and `trainer.compile` torch.compiles its sub-networks (genlab.train.device_data)."""
     module = module_class(cfg.model.name)(cfg)
     channels_last = resolve_channels_last(cfg.trainer.channels_last, cfg.trainer.accelerator)
     if channels_last or cfg.trainer.compile:
