@@ -9,8 +9,8 @@ and steps, then reads one quality figure per run:
 "Within noise" means: |auto - float32| at each seed no larger than the float32 seed-to-seed spread.
 These are quality figures, not timings; the table also lists each run's training img/s.
 
-    .venv/bin/python benchmarks/precision_equal_steps.py vqvae-tinyimagenet --seeds 0 1 \\
-        --out /tmp/eq/vq -- data.root=../shared/data/tinyimagenet data.subset=4000 trainer.max_epochs=3
+    .venv/bin/python benchmarks/precision_equal_steps.py vqvae-tinyimagenet data.root=../shared/data/tinyimagenet \\
+        data.subset=4000 trainer.max_epochs=3 --seeds 0 1 --out /tmp/eq/vq
 """
 
 from __future__ import annotations
