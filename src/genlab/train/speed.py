@@ -2,8 +2,9 @@
 
 On a CPU with native bf16 arithmetic (AVX512-BF16 or AMX), auto means bf16 autocast with the
 weights in channels_last: measured on such a 2-core CPU at 1.5x (VQ-VAE) to 4x (128-px VAE) float32's
-training speed, with the same quality at the same step within the seed-to-seed spread
-(benchmarks/RESULTS.md, "Training speed on this CPU" and "bf16 at equal steps"). Everywhere else,
+training speed; quality at the same step is within the seed-to-seed spread for the demo's VAE and
+not shown (two seeds) for the VQ-VAE and the MSE dSprites VAE (benchmarks/RESULTS.md, "Training
+speed on this CPU" and "bf16 at equal steps"). Everywhere else,
 auto is float32 in NCHW, as before auto existed: on a CPU without bf16 units autocast emulates it
 (slower), and on GPUs the choice was not measured here.
 """
