@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     from genlab.config import load_config
+    from genlab.io import atomic_write_json
 
     model = load_config(args.config, args.overrides).model.name
     family = model if model in ("vae", "vqvae") else "gan"
@@ -76,8 +76,8 @@ def main() -> None:
                 subprocess.run(cmd, check=True)
             table[name][seed] = {**scores(run, family), "img/s": median_rate(run / "metrics.csv")}
             print(name, seed, table[name][seed], flush=True)
-    (args.out / "equal_steps.json").write_text(json.dumps({"config": args.config, "overrides": args.overrides,
-                                                          "scores": table}, indent=2))
+    atomic_write_json(args.out / "equal_steps.json", {"config": args.config, "overrides": args.overrides,
+                                                      "scores": table})
     figures = [k for k in table["float32"][args.seeds[0]] if k != "img/s"]
     print(f"| {args.config} | " + " | ".join(f"seed {s}" for s in args.seeds) + " | seed spread (float32) |")
     for name in SETTINGS:
